@@ -1,0 +1,82 @@
+//! Identifier newtypes. They are plain strings on the wire; the types keep an order id from being
+//! passed where a position id belongs.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps a string.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+
+            /// The identifier as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(value: &str) -> Self {
+                Self(value.to_owned())
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(value: String) -> Self {
+                Self(value)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A broker account number, such as `5WT00001`.
+    AccountId
+);
+string_id!(
+    /// The broker's id of an order.
+    OrderId
+);
+string_id!(
+    /// An id the client sets on an order so that it can be found again after a lost answer
+    /// (TastyTrade's `external-identifier`, Alpaca's `client_order_id`).
+    ClientOrderId
+);
+string_id!(
+    /// The local id of a position.
+    PositionId
+);
+string_id!(
+    /// The key of a profit target within its position (`call_spread`, `stop_loss`, …).
+    TargetKey
+);
+string_id!(
+    /// The id of one reconcile run, written with every audit record of that run.
+    RunId
+);

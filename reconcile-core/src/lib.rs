@@ -1,0 +1,75 @@
+//! `reconcile-core` keeps a trading system's records — positions and the protective orders that
+//! guard them — in step with what the broker really holds. It finds every disagreement, explains
+//! it, proposes a plan, and applies it safely.
+//!
+//! The core is pure: no HTTP, no SQL, no runtime. Brokers and stores plug in through the
+//! [`Broker`] and [`Store`] ports.
+//!
+//! ```
+//! use reconcile_core::{diff, plan, BrokerSnapshot, DiffOptions, LocalSnapshot, Policy};
+//!
+//! let local = LocalSnapshot::from_json(r#"{
+//!   "format": "reconcile.local/v1", "as_of": "2025-11-07T15:00:00Z",
+//!   "positions": [{"id": "45", "account": "5WT00001", "underlying": "QQQ", "state": "open",
+//!     "targets": [{"key": "call_spread", "status": "active", "order_id": "412345678"}]}]
+//! }"#).unwrap();
+//! let broker = BrokerSnapshot::from_json(r#"{
+//!   "format": "reconcile.broker/v1", "as_of": "2025-11-07T15:00:00Z",
+//!   "orders": [{"id": "412345678", "account": "5WT00001", "underlying": "QQQ",
+//!               "status": "cancelled"}]
+//! }"#).unwrap();
+//!
+//! let report = diff(&local, &broker, &DiffOptions::default()).unwrap();
+//! assert_eq!(report.summary.invalid, 1); // cancelled by hand
+//! let plan = plan(&report, &Policy { clear_invalid: true, ..Policy::report_only() });
+//! assert_eq!(plan.actions[0].key, "clear:45:call_spread:412345678");
+//! ```
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod decimal;
+pub mod diff;
+pub mod executor;
+mod fxhash;
+pub mod ids;
+pub mod model;
+pub mod plan;
+pub mod ports;
+pub mod report;
+pub mod snapshot;
+pub mod symbol;
+
+#[cfg(feature = "blocking")]
+pub mod blocking;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use diff::{DiffError, DiffOptions, Scope, diff};
+pub use executor::{
+    ActionResult, ApplyOptions, ApplyReport, Reconciler, RunError, execute, read_broker,
+};
+pub use ids::{AccountId, ClientOrderId, OrderId, PositionId, RunId, TargetKey};
+pub use model::{
+    BrokerPosition, Intent, Order, OrderLeg, OrderStatus, OrderType, Position, PositionLeg,
+    PositionState, ProfitTarget, Side, TargetLeg, TargetStatus, TimeInForce,
+};
+pub use plan::{Action, Plan, PlannedAction, Policy, plan};
+pub use ports::{
+    AuditRecord, Broker, BrokerError, CancelOutcome, ChangeBatch, LocalChange, Outcome, PlaceOrder,
+    ReplaceOrder, RunLock, Store, StoreError,
+};
+pub use report::Report;
+pub use snapshot::{BrokerSnapshot, LocalSnapshot, SnapshotError};
+pub use symbol::Symbol;
+
+/// A fingerprint of two snapshots (FNV-1a over their canonical JSON), written into a plan so an
+/// apply can tell whether the world moved since the plan was made.
+pub fn fingerprint(local: &LocalSnapshot, broker: &BrokerSnapshot) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for doc in [local.to_json(), broker.to_json()] {
+        for b in doc.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("fnv1a64:{h:016x}")
+}
