@@ -434,7 +434,7 @@ pub trait Store: Send + Sync {
     ///
     /// # Errors
     /// Any [`StoreError`].
-    async fn audit_log(&self, run: Option<&RunId>) -> Result<Vec<AuditRecord>, StoreError>;
+    async fn audit_log(&self, run: Option<RunId>) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// Takes the account's run lock for `lease`, or renews it for the same holder. `Ok(None)`
     /// when another holder has an unexpired lock.

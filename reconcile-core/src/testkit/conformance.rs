@@ -1,0 +1,293 @@
+//! The store conformance suite: one plain async function per behaviour, run unchanged against
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! every [`Store`]. Use [`crate::store_conformance_tests!`] to stamp one test per function.
+
+use super::build::{PositionExt, TargetExt, at, dec, intent, position, target};
+use crate::diff::Scope;
+use crate::ids::{AccountId, RunId};
+use crate::model::{PositionState, Side, TargetStatus};
+use crate::ports::{AuditRecord, ChangeBatch, LocalChange, Outcome, Store, StoreError};
+use chrono::TimeDelta;
+
+fn insert(p: crate::model::Position) -> LocalChange {
+    LocalChange::InsertPosition { position: p }
+}
+
+fn batch(changes: Vec<LocalChange>) -> ChangeBatch {
+    ChangeBatch {
+        changes,
+        audit: Vec::new(),
+    }
+}
+
+fn condor(id: &str, account: &str, underlying: &str) -> crate::model::Position {
+    position(id, account, underlying)
+        .opened("2025-11-03T14:31:00Z")
+        .leg("QQQ   251219C00640000", "-1")
+        .leg("QQQ   251219C00645000", "1")
+        .target(
+            target("call_spread")
+                .active("412345678")
+                .limit("0.60")
+                .qty("1")
+                .placed("2025-11-07T14:00:00Z")
+                .leg("QQQ   251219C00640000", Side::BuyToClose, "1")
+                .leg("QQQ   251219C00645000", Side::SellToClose, "1"),
+        )
+        .target(target("put_spread_1").limit("0.55"))
+}
+
+/// Inserted positions load back exactly: decimals keep their scale, times their instant.
+pub async fn positions_round_trip_exactly(store: &dyn Store) {
+    let p = condor("45", "5WT00001", "QQQ");
+    store.apply(&batch(vec![insert(p.clone())])).await.unwrap();
+    let snap = store.load(&Scope::all(), at("2025-11-07T15:00:00Z")).await.unwrap();
+    assert_eq!(snap.as_of, at("2025-11-07T15:00:00Z"));
+    let got = snap.positions.iter().find(|x| x.id == p.id).expect("the position");
+    let mut want = p.clone();
+    want.targets.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut got = got.clone();
+    got.targets.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(got, want);
+    assert_eq!(got.targets[0].limit_price.unwrap().to_string(), "0.60");
+}
+
+/// Loading honours the scope's accounts and underlyings, and returns closed positions too.
+pub async fn load_honours_scope(store: &dyn Store) {
+    store
+        .apply(&batch(vec![
+            insert(position("1", "A", "QQQ")),
+            insert(position("2", "B", "QQQ")),
+            insert(position("3", "A", "SPY").state(PositionState::Closed)),
+        ]))
+        .await
+        .unwrap();
+    let now = at("2025-11-07T15:00:00Z");
+    let ids = |s: crate::LocalSnapshot| s.positions.into_iter().map(|p| p.id.to_string()).collect::<Vec<_>>();
+    let mut all = ids(store.load(&Scope::all(), now).await.unwrap());
+    all.sort();
+    assert_eq!(all, ["1", "2", "3"]);
+    let a = ids(store.load(&Scope::all().with_account("A"), now).await.unwrap());
+    assert_eq!(a.len(), 2);
+    let spy = ids(store.load(&Scope::all().with_underlying("SPY"), now).await.unwrap());
+    assert_eq!(spy, ["3"]);
+}
+
+/// Link, clear, status and error changes land on the right target.
+pub async fn target_changes_apply(store: &dyn Store) {
+    store.apply(&batch(vec![insert(condor("45", "A", "QQQ"))])).await.unwrap();
+    store
+        .apply(&batch(vec![
+            LocalChange::LinkTarget {
+                position_id: "45".into(),
+                target_key: "put_spread_1".into(),
+                order_id: "900".into(),
+                client_order_id: Some("rc-1".into()),
+                placed_at: Some(at("2025-11-07T15:00:00Z")),
+            },
+            LocalChange::ClearTarget {
+                position_id: "45".into(),
+                target_key: "call_spread".into(),
+                note: Some("order 412345678 cancelled".to_owned()),
+            },
+        ]))
+        .await
+        .unwrap();
+    let snap = store.load(&Scope::all(), at("2025-11-07T15:01:00Z")).await.unwrap();
+    let p = &snap.positions[0];
+    let put = p.targets.iter().find(|t| t.key.as_str() == "put_spread_1").unwrap();
+    assert_eq!(put.status, TargetStatus::Active);
+    assert_eq!(put.order_id.as_ref().map(|o| o.as_str()), Some("900"));
+    assert_eq!(put.client_order_id.as_ref().map(|o| o.as_str()), Some("rc-1"));
+    assert_eq!(put.placed_at, Some(at("2025-11-07T15:00:00Z")));
+    let call = p.targets.iter().find(|t| t.key.as_str() == "call_spread").unwrap();
+    assert_eq!(call.status, TargetStatus::Unplaced);
+    assert_eq!(call.order_id, None);
+    assert_eq!(call.last_error.as_deref(), Some("order 412345678 cancelled"));
+    assert_eq!(call.limit_price, Some(dec("0.60")), "expectations survive a clear");
+
+    store
+        .apply(&batch(vec![
+            LocalChange::SetTargetStatus {
+                position_id: "45".into(),
+                target_key: "put_spread_1".into(),
+                status: TargetStatus::Filled,
+            },
+            LocalChange::RecordTargetError {
+                position_id: "45".into(),
+                target_key: "call_spread".into(),
+                error: "rejected: no position".to_owned(),
+                at: at("2025-11-07T15:02:00Z"),
+            },
+            LocalChange::SetPositionState {
+                position_id: "45".into(),
+                state: PositionState::Closing,
+            },
+        ]))
+        .await
+        .unwrap();
+    let snap = store.load(&Scope::all(), at("2025-11-07T15:03:00Z")).await.unwrap();
+    let p = &snap.positions[0];
+    assert_eq!(p.state, PositionState::Closing);
+    let call = p.targets.iter().find(|t| t.key.as_str() == "call_spread").unwrap();
+    assert_eq!(call.last_attempt, Some(at("2025-11-07T15:02:00Z")));
+    assert_eq!(call.last_error.as_deref(), Some("rejected: no position"));
+    let put = p.targets.iter().find(|t| t.key.as_str() == "put_spread_1").unwrap();
+    assert_eq!(put.status, TargetStatus::Filled);
+}
+
+/// A batch whose last change fails writes nothing, not even its audit records.
+pub async fn batch_is_all_or_nothing(store: &dyn Store) {
+    store.apply(&batch(vec![insert(condor("45", "A", "QQQ"))])).await.unwrap();
+    let bad = ChangeBatch {
+        changes: vec![
+            LocalChange::SetPositionState {
+                position_id: "45".into(),
+                state: PositionState::Closed,
+            },
+            LocalChange::PutIntent {
+                intent: intent("rc-x", "45", "put_spread_1", "2025-11-07T15:00:00Z"),
+            },
+            LocalChange::SetTargetStatus {
+                position_id: "no-such-position".into(),
+                target_key: "call_spread".into(),
+                status: TargetStatus::Filled,
+            },
+        ],
+        audit: vec![audit_record("run-1", "close_local:45")],
+    };
+    let err = store.apply(&bad).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    let snap = store.load(&Scope::all(), at("2025-11-07T15:01:00Z")).await.unwrap();
+    assert_eq!(snap.positions[0].state, PositionState::Open);
+    assert!(snap.intents.is_empty());
+    assert!(store.audit_log(None).await.unwrap().is_empty());
+    let missing_target = batch(vec![LocalChange::SetTargetStatus {
+        position_id: "45".into(),
+        target_key: "no_such_key".into(),
+        status: TargetStatus::Filled,
+    }]);
+    assert!(matches!(store.apply(&missing_target).await, Err(StoreError::NotFound { .. })));
+}
+
+/// Inserting a position twice and putting or dropping an intent twice are harmless.
+pub async fn writes_are_idempotent(store: &dyn Store) {
+    let p = condor("45", "A", "QQQ");
+    let i = intent("rc-1", "45", "put_spread_1", "2025-11-07T15:00:00Z");
+    for _ in 0..2 {
+        store
+            .apply(&batch(vec![insert(p.clone()), LocalChange::PutIntent { intent: i.clone() }]))
+            .await
+            .unwrap();
+    }
+    let snap = store.load(&Scope::all(), at("2025-11-07T15:01:00Z")).await.unwrap();
+    assert_eq!(snap.positions.len(), 1);
+    assert_eq!(snap.intents, vec![i.clone()]);
+    for _ in 0..2 {
+        store
+            .apply(&batch(vec![LocalChange::DropIntent {
+                client_order_id: "rc-1".into(),
+            }]))
+            .await
+            .unwrap();
+    }
+    let snap = store.load(&Scope::all(), at("2025-11-07T15:01:00Z")).await.unwrap();
+    assert!(snap.intents.is_empty());
+}
+
+/// Intents load with the scope of their position.
+pub async fn intents_follow_their_position_scope(store: &dyn Store) {
+    store
+        .apply(&batch(vec![
+            insert(position("1", "A", "QQQ")),
+            insert(position("2", "B", "QQQ")),
+            LocalChange::PutIntent {
+                intent: intent("rc-a", "1", "t", "2025-11-07T15:00:00Z"),
+            },
+            LocalChange::PutIntent {
+                intent: intent("rc-b", "2", "t", "2025-11-07T15:00:00Z"),
+            },
+        ]))
+        .await
+        .unwrap();
+    let snap = store
+        .load(&Scope::all().with_account("A"), at("2025-11-07T15:01:00Z"))
+        .await
+        .unwrap();
+    let cids: Vec<_> = snap.intents.iter().map(|i| i.client_order_id.to_string()).collect();
+    assert_eq!(cids, ["rc-a"]);
+}
+
+fn audit_record(run: &str, key: &str) -> AuditRecord {
+    AuditRecord {
+        run_id: RunId::new(run),
+        at: at("2025-11-07T15:00:00Z"),
+        action_key: key.to_owned(),
+        outcome: Outcome::Applied,
+        detail: "done".to_owned(),
+    }
+}
+
+/// The audit log keeps records in order and filters by run.
+pub async fn audit_log_keeps_order_and_filters_by_run(store: &dyn Store) {
+    for (run, key) in [("r1", "a"), ("r2", "b"), ("r1", "c")] {
+        store
+            .apply(&ChangeBatch {
+                changes: Vec::new(),
+                audit: vec![audit_record(run, key)],
+            })
+            .await
+            .unwrap();
+    }
+    let all: Vec<_> = store.audit_log(None).await.unwrap().into_iter().map(|a| a.action_key).collect();
+    assert_eq!(all, ["a", "b", "c"]);
+    let r1 = store.audit_log(Some(RunId::new("r1"))).await.unwrap();
+    assert_eq!(r1.iter().map(|a| a.action_key.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+    assert_eq!(r1[0], audit_record("r1", "a"));
+}
+
+/// The run lock excludes another holder until its lease lapses, and is renewable.
+pub async fn run_lock_excludes_until_expiry(store: &dyn Store) {
+    let a = AccountId::new("5WT00001");
+    let t0 = at("2025-11-07T15:00:00Z");
+    let lease = TimeDelta::minutes(10);
+    let l = store.acquire_lock(&a, "run-1", t0, lease).await.unwrap().expect("free lock");
+    assert_eq!(l.expires_at, t0 + lease);
+    assert!(store.acquire_lock(&a, "run-2", t0 + TimeDelta::minutes(5), lease).await.unwrap().is_none());
+    assert!(store.acquire_lock(&a, "run-1", t0 + TimeDelta::minutes(5), lease).await.unwrap().is_some(), "renewal");
+    assert!(store.acquire_lock(&AccountId::new("other"), "run-2", t0, lease).await.unwrap().is_some(), "locks are per account");
+    // A crashed holder does not block forever.
+    assert!(store.acquire_lock(&a, "run-2", t0 + TimeDelta::minutes(16), lease).await.unwrap().is_some());
+    // Releasing someone else's lock does nothing.
+    store.release_lock(&a, "run-1").await.unwrap();
+    assert!(store.acquire_lock(&a, "run-3", t0 + TimeDelta::minutes(17), lease).await.unwrap().is_none());
+    store.release_lock(&a, "run-2").await.unwrap();
+    assert!(store.acquire_lock(&a, "run-3", t0 + TimeDelta::minutes(17), lease).await.unwrap().is_some());
+}
+
+/// Stamps one `#[tokio::test]` per conformance function. `$make` is an async function that
+/// returns a fresh, empty store.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:path) => {
+        $crate::store_conformance_tests!(@ $make;
+            positions_round_trip_exactly,
+            load_honours_scope,
+            target_changes_apply,
+            batch_is_all_or_nothing,
+            writes_are_idempotent,
+            intents_follow_their_position_scope,
+            audit_log_keeps_order_and_filters_by_run,
+            run_lock_excludes_until_expiry
+        );
+    };
+    (@ $make:path; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let store = $make().await;
+                $crate::testkit::conformance::$name(&store).await;
+            }
+        )*
+    };
+}

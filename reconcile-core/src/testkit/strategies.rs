@@ -1,0 +1,277 @@
+//! proptest strategies that generate realistic snapshot pairs: option positions with closing
+//! targets, and a broker whose orders and holdings agree or disagree in every way the diff knows.
+
+use super::build::{at, dec, holding, intent, order, position, target};
+use crate::model::{OrderStatus, Position, PositionState, Side, TargetStatus};
+use crate::snapshot::{BrokerSnapshot, LocalSnapshot};
+use chrono::TimeDelta;
+use proptest::prelude::*;
+
+/// The instant every generated pair is "as of".
+pub const AS_OF: &str = "2025-11-07T15:00:00Z";
+
+/// What became of one target at the broker.
+#[derive(Debug, Clone, Copy)]
+pub enum Fate {
+    /// Working as expected.
+    Matched,
+    /// Working at another price.
+    Drifted,
+    /// Finished with this status.
+    Terminal(OrderStatus),
+    /// Unknown to the broker; placed long ago, or `recent`ly.
+    NotFound {
+        /// Placed within the grace period.
+        recent: bool,
+    },
+    /// Never placed.
+    Unplaced,
+    /// Never placed, but an unreferenced order with its legs is working.
+    UnplacedWithOrder,
+    /// An intent was written; the order may or may not have reached the broker.
+    Intent {
+        /// Written within the grace period.
+        recent: bool,
+        /// The order reached the broker.
+        sent: bool,
+    },
+    /// Settled locally.
+    Settled,
+    /// References the same order as the previous target.
+    SharesOrder,
+}
+
+fn fate() -> impl Strategy<Value = Fate> {
+    prop_oneof![
+        4 => Just(Fate::Matched),
+        1 => Just(Fate::Drifted),
+        2 => prop_oneof![
+            Just(OrderStatus::Filled),
+            Just(OrderStatus::Cancelled),
+            Just(OrderStatus::Expired),
+            Just(OrderStatus::Rejected)
+        ]
+        .prop_map(Fate::Terminal),
+        1 => any::<bool>().prop_map(|recent| Fate::NotFound { recent }),
+        2 => Just(Fate::Unplaced),
+        1 => Just(Fate::UnplacedWithOrder),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(recent, sent)| Fate::Intent { recent, sent }),
+        1 => Just(Fate::Settled),
+        1 => Just(Fate::SharesOrder),
+    ]
+}
+
+/// What the broker holds of a position's legs.
+#[derive(Debug, Clone, Copy)]
+pub enum Holding {
+    /// Exactly the legs.
+    Exact,
+    /// Nothing.
+    Flat,
+    /// One more of each leg, in the leg's direction.
+    More,
+}
+
+fn holding_kind() -> impl Strategy<Value = Holding> {
+    prop_oneof![6 => Just(Holding::Exact), 1 => Just(Holding::Flat), 1 => Just(Holding::More)]
+}
+
+#[derive(Debug, Clone)]
+struct PosPlan {
+    account: u8,
+    underlying: u8,
+    state: PositionState,
+    fates: Vec<Fate>,
+    holding: Holding,
+}
+
+fn pos_plan() -> impl Strategy<Value = PosPlan> {
+    (
+        0u8..2,
+        0u8..2,
+        prop_oneof![
+            6 => Just(PositionState::Open),
+            1 => Just(PositionState::Pending),
+            1 => Just(PositionState::Closing),
+            1 => Just(PositionState::Closed)
+        ],
+        prop::collection::vec(fate(), 0..=3),
+        holding_kind(),
+    )
+        .prop_map(|(account, underlying, state, fates, holding)| PosPlan {
+            account,
+            underlying,
+            state,
+            fates,
+            holding,
+        })
+}
+
+const KEYS: [&str; 3] = ["call_spread", "put_spread_1", "put_spread_2"];
+const PRICES: [&str; 3] = ["0.60", "0.55", "1.25"];
+
+fn sym(underlying: &str, pos: usize, leg: usize) -> String {
+    let strike = 100 + pos * 10 + leg;
+    format!("{underlying:<6}2512{:02}C{:08}", (pos % 28) + 1, strike * 1000)
+}
+
+/// A realistic (local, broker) pair, holdings known in most cases.
+pub fn snapshot_pair() -> impl Strategy<Value = (LocalSnapshot, BrokerSnapshot)> {
+    (
+        prop::collection::vec(pos_plan(), 0..8),
+        0usize..3,
+        0usize..2,
+        prop::bool::weighted(0.9),
+    )
+        .prop_map(|(plans, orphans, untracked, holdings_known)| build_pair(&plans, orphans, untracked, holdings_known))
+}
+
+fn build_pair(plans: &[PosPlan], orphans: usize, untracked: usize, holdings_known: bool) -> (LocalSnapshot, BrokerSnapshot) {
+    let as_of = at(AS_OF);
+    let long_ago = (as_of - TimeDelta::hours(3)).to_rfc3339();
+    let recently = (as_of - TimeDelta::seconds(10)).to_rfc3339();
+    let mut positions: Vec<Position> = Vec::new();
+    let mut orders = Vec::new();
+    let mut intents = Vec::new();
+    let mut held = Vec::new();
+    let mut next_order = 1000u32;
+    for (pi, plan) in plans.iter().enumerate() {
+        let account = ["A1", "A2"][plan.account as usize];
+        let underlying = ["QQQ", "SPY"][plan.underlying as usize];
+        let pid = format!("p{pi}");
+        let mut p = position(&pid, account, underlying);
+        p.state = plan.state;
+        p.opened_at = Some(at(&long_ago));
+        // One short leg per target key slot, so each target closes its own leg.
+        let n_legs = plan.fates.len().max(1);
+        for li in 0..n_legs {
+            p.legs.push(crate::model::PositionLeg {
+                symbol: crate::Symbol::new(&sym(underlying, pi, li)),
+                quantity: dec("-1"),
+            });
+        }
+        let mut last_order: Option<String> = None;
+        for (ti, f) in plan.fates.iter().enumerate() {
+            let s = sym(underlying, pi, ti);
+            let price = PRICES[ti % 3];
+            let mut t = target(KEYS[ti]);
+            t.limit_price = Some(dec(price));
+            t.quantity = Some(dec("1"));
+            t.legs.push(crate::model::TargetLeg {
+                symbol: crate::Symbol::new(&s),
+                side: Side::BuyToClose,
+                quantity: dec("1"),
+            });
+            let mut o = order(&next_order.to_string(), account, underlying);
+            o.limit_price = Some(dec(price));
+            o.submitted_at = Some(at(&long_ago));
+            o.legs.push(crate::model::OrderLeg {
+                symbol: crate::Symbol::new(&s),
+                side: Side::BuyToClose,
+                quantity: dec("1"),
+                filled_quantity: dec("0"),
+            });
+            let oid = o.id.to_string();
+            next_order += 1;
+            match *f {
+                Fate::Matched => {
+                    t.status = TargetStatus::Active;
+                    t.order_id = Some(o.id.clone());
+                    orders.push(o);
+                }
+                Fate::Drifted => {
+                    t.status = TargetStatus::Active;
+                    t.order_id = Some(o.id.clone());
+                    o.limit_price = Some(dec("9.99"));
+                    orders.push(o);
+                }
+                Fate::Terminal(st) => {
+                    t.status = TargetStatus::Active;
+                    t.order_id = Some(o.id.clone());
+                    o.status = st;
+                    orders.push(o);
+                }
+                Fate::NotFound { recent } => {
+                    t.status = TargetStatus::Active;
+                    t.order_id = Some(o.id.clone());
+                    t.placed_at = Some(at(if recent { &recently } else { &long_ago }));
+                }
+                Fate::Unplaced => {}
+                Fate::UnplacedWithOrder => orders.push(o),
+                Fate::Intent { recent, sent } => {
+                    let cid = format!("rc-gen-{pi}-{ti}");
+                    intents.push(intent(&cid, &pid, KEYS[ti], if recent { &recently } else { &long_ago }));
+                    if sent {
+                        o.client_order_id = Some(cid.as_str().into());
+                        o.submitted_at = Some(at(&recently));
+                        orders.push(o);
+                    }
+                }
+                Fate::Settled => {
+                    t.status = TargetStatus::Filled;
+                    t.order_id = Some(o.id.clone());
+                }
+                Fate::SharesOrder => match &last_order {
+                    Some(prev) => {
+                        t.status = TargetStatus::Active;
+                        t.order_id = Some(prev.as_str().into());
+                    }
+                    None => {
+                        t.status = TargetStatus::Active;
+                        t.order_id = Some(o.id.clone());
+                        orders.push(o);
+                    }
+                },
+            }
+            if let Some(id) = &t.order_id {
+                last_order = Some(id.to_string());
+            } else {
+                last_order = Some(oid);
+            }
+            p.targets.push(t);
+        }
+        let factor = match plan.holding {
+            Holding::Exact => Some("1"),
+            Holding::Flat => None,
+            Holding::More => Some("2"),
+        };
+        if let Some(k) = factor {
+            for l in &p.legs {
+                let mut h = holding(account, l.symbol.as_str(), "0");
+                h.quantity = l.quantity * dec(k);
+                h.average_price = Some(dec("2.10"));
+                held.push(h);
+            }
+        }
+        positions.push(p);
+    }
+    for k in 0..orphans {
+        let mut o = order(&format!("9{k:03}"), "A1", "QQQ");
+        o.limit_price = Some(dec("0.40"));
+        o.submitted_at = Some(at(if k == 2 { &recently } else { &long_ago }));
+        o.legs.push(crate::model::OrderLeg {
+            symbol: crate::Symbol::new(&format!("QQQ   251231P{:08}", (400 + k) * 1000)),
+            side: Side::BuyToClose,
+            quantity: dec("1"),
+            filled_quantity: dec("0"),
+        });
+        orders.push(o);
+    }
+    for k in 0..untracked {
+        let mut h = holding("A2", ["QCOM", "NVDA"][k], ["74", "37"][k]);
+        h.average_price = Some(dec(["172.30", "190.75"][k]));
+        held.push(h);
+    }
+    let mut local = LocalSnapshot::new(as_of);
+    local.positions = positions;
+    local.intents = intents;
+    let mut broker = BrokerSnapshot::new(as_of);
+    broker.orders = orders;
+    broker.positions = holdings_known.then_some(held);
+    (local, broker)
+}
+
+/// A permutation of `0..n`.
+pub fn permutation(n: usize) -> impl Strategy<Value = Vec<usize>> {
+    Just((0..n).collect::<Vec<_>>()).prop_shuffle()
+}
