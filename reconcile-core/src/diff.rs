@@ -323,10 +323,30 @@ impl<'a> Differ<'a> {
         // Intents on their own: waiting, or stale.
         for i in &intents {
             let cid = i.client_order_id.as_str();
-            if consumed.contains(cid) || has_working(cid) {
+            if consumed.contains(cid) {
                 continue;
             }
-            if self.within_grace(i.created_at) {
+            let working: Vec<&Order> = cid_orders
+                .get(cid)
+                .map(|os| os.iter().copied().filter(|o| o.status.is_working()).collect())
+                .unwrap_or_default();
+            let recent = self.within_grace(i.created_at);
+            if working.iter().any(|o| !refs.contains_key(o.id.as_str())) {
+                // Adoption, grace or the orphan rule deals with its order.
+                continue;
+            }
+            if !working.is_empty() {
+                // Its order is already referenced: the intent is spent; let it go after grace.
+                if !recent {
+                    self.report.stale_intents.push(StaleIntent {
+                        client_order_id: i.client_order_id.clone(),
+                        position_id: i.position_id.clone(),
+                        target_key: i.target_key.clone(),
+                    });
+                }
+                continue;
+            }
+            if recent {
                 consumed.insert(cid);
                 self.report.in_flight.push(InFlight {
                     position_id: Some(i.position_id.clone()),
@@ -397,10 +417,8 @@ impl<'a> Differ<'a> {
                 if let Some(n) = &replaced_by {
                     replaced_targets.insert(self.orders[n.as_str()].id.as_str(), slot);
                 }
-                let spec = (p.state == PositionState::Open
-                    && reason != InvalidReason::Filled
-                    && replaced_by.is_none())
-                .then(|| self.spec(p, t));
+                let spec = (reason != InvalidReason::Filled && replaced_by.is_none())
+                    .then(|| self.spec(p, t));
                 self.report.invalid.push(Invalid {
                     position_id: p.id.clone(),
                     target_key: t.key.clone(),
@@ -409,6 +427,7 @@ impl<'a> Differ<'a> {
                     account: p.account.clone(),
                     replaced_by,
                     spec,
+                    due: p.state == PositionState::Open,
                 });
             }
             None if t.placed_at.is_some_and(|at| self.within_grace(at)) => {
@@ -420,7 +439,7 @@ impl<'a> Differ<'a> {
                 });
             }
             None => {
-                let spec = (p.state == PositionState::Open).then(|| self.spec(p, t));
+                let spec = Some(self.spec(p, t));
                 self.report.invalid.push(Invalid {
                     position_id: p.id.clone(),
                     target_key: t.key.clone(),
@@ -429,6 +448,7 @@ impl<'a> Differ<'a> {
                     account: p.account.clone(),
                     replaced_by: None,
                     spec,
+                    due: p.state == PositionState::Open,
                 });
             }
         }
@@ -601,6 +621,7 @@ impl<'a> Differ<'a> {
                         position_id: p.id.clone(),
                         target_key: p.targets[ti as usize].key.clone(),
                         via,
+                        account: o.account.clone(),
                         client_order_id: o.client_order_id.clone(),
                         intent: intent.cloned(),
                     });

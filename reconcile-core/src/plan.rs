@@ -9,7 +9,7 @@ use crate::symbol::Symbol;
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The `format` tag of a plan.
 pub const PLAN_FORMAT: &str = "reconcile.plan/v1";
@@ -445,9 +445,63 @@ impl<'a> Planner<'a> {
         let p = self.policy;
 
         // Adoption first: a target that gains its order needs no clearing.
+        // Positions closed in this plan (flat at the broker): nothing of theirs is linked or
+        // replaced; their stray orders protect nothing and are cancelled after the close.
+        let mut closing: BTreeMap<&PositionId, String> = BTreeMap::new();
+        if p.sync_positions {
+            for s in &r.stale_positions {
+                let key = Self::push(
+                    &mut self.local,
+                    Action::CloseLocal {
+                        position_id: s.position_id.clone(),
+                    },
+                    None,
+                );
+                if p.cancel_orphaned {
+                    for o in &s.working_orders {
+                        Self::push(
+                            &mut self.destructive,
+                            Action::Cancel {
+                                account: s.account.clone(),
+                                order_id: o.clone(),
+                            },
+                            Some(key.clone()),
+                        );
+                    }
+                }
+                closing.insert(&s.position_id, key);
+            }
+        }
+
+        // Our own journaled orders are linked whenever we place or replace: finishing our own
+        // action is not a fix of someone else's.
+        let own = p.create_missing || p.replace_drifted;
         let mut linked: BTreeSet<(&PositionId, &TargetKey)> = BTreeSet::new();
         for a in &r.adoptable {
-            if p.adopt {
+            if let Some(close) = closing.get(&a.position_id) {
+                if p.cancel_orphaned {
+                    let cancel = Self::push(
+                        &mut self.destructive,
+                        Action::Cancel {
+                            account: a.account.clone(),
+                            order_id: a.order_id.clone(),
+                        },
+                        Some(close.clone()),
+                    );
+                    if let Some(cid) = &a.intent {
+                        // Kept with the cancel, so it runs after it.
+                        Self::push(
+                            &mut self.destructive,
+                            Action::DropIntent {
+                                client_order_id: cid.clone(),
+                            },
+                            Some(cancel),
+                        );
+                    }
+                }
+                continue;
+            }
+            if p.adopt || (own && a.intent.is_some()) {
                 linked.insert((&a.position_id, &a.target_key));
                 Self::push(
                     &mut self.local,
@@ -463,12 +517,19 @@ impl<'a> Planner<'a> {
             }
         }
 
+        // Positions promoted in this plan make their cleared targets due too.
+        let promoted: BTreeSet<&PositionId> = if p.sync_positions {
+            r.pending_filled.iter().map(|f| &f.position_id).collect()
+        } else {
+            BTreeSet::new()
+        };
         for i in &r.invalid {
             if linked.contains(&(&i.position_id, &i.target_key)) {
                 continue;
             }
+            let due = i.due || promoted.contains(&i.position_id);
             if !p.clear_invalid {
-                if i.spec.is_some() && p.create_missing {
+                if due && i.spec.is_some() && p.create_missing {
                     self.skip(
                         format!("place:{}:{}", i.position_id, i.target_key),
                         "its target still references an order that is not working; clear it first (--clear-invalid)",
@@ -499,7 +560,7 @@ impl<'a> Planner<'a> {
                 },
                 None,
             );
-            if let Some(spec) = &i.spec {
+            if let (Some(spec), true) = (&i.spec, due) {
                 self.place(&i.position_id, &i.target_key, spec, Some(key));
             }
         }
@@ -521,7 +582,7 @@ impl<'a> Planner<'a> {
         }
 
         for d in &r.drifted {
-            if !p.replace_drifted {
+            if !p.replace_drifted || closing.contains_key(&d.position_id) {
                 continue;
             }
             let subject = format!("replace:{}:{}:{}", d.position_id, d.target_key, d.order_id);
@@ -552,33 +613,6 @@ impl<'a> Planner<'a> {
                 );
                 for m in &f.due {
                     self.place(&m.position_id, &m.target_key, &m.spec, Some(key.clone()));
-                }
-            }
-        }
-
-        for s in &r.stale_positions {
-            let closing = if p.sync_positions {
-                Some(Self::push(
-                    &mut self.local,
-                    Action::CloseLocal {
-                        position_id: s.position_id.clone(),
-                    },
-                    None,
-                ))
-            } else {
-                None
-            };
-            // Its protective orders protect nothing once it is closed.
-            if let (Some(close), true) = (&closing, p.cancel_orphaned) {
-                for o in &s.working_orders {
-                    Self::push(
-                        &mut self.destructive,
-                        Action::Cancel {
-                            account: s.account.clone(),
-                            order_id: o.clone(),
-                        },
-                        Some(close.clone()),
-                    );
                 }
             }
         }

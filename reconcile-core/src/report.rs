@@ -185,10 +185,13 @@ pub struct Invalid {
     /// For `replaced`, the working order at the end of the replacement chain, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced_by: Option<OrderId>,
-    /// When the target becomes due again after its id is cleared (its position is open), what
-    /// a new order must look like.
+    /// What a new order must look like once the id is cleared (absent for `filled`, and for
+    /// `replaced` with a working replacement).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<OrderSpec>,
+    /// Whether the target is due once cleared (its position is open).
+    #[serde(default)]
+    pub due: bool,
 }
 
 /// How an unreferenced order was tied to a target.
@@ -214,6 +217,8 @@ pub struct Adoptable {
     pub target_key: TargetKey,
     /// How it was tied.
     pub via: AdoptVia,
+    /// The order's account.
+    pub account: AccountId,
     /// The order's client order id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_order_id: Option<ClientOrderId>,

@@ -1,0 +1,237 @@
+//! Properties of the diff and the executor over generated snapshot pairs.
+
+use proptest::prelude::*;
+use reconcile_core::testkit::strategies::{permutation, snapshot_pair};
+use reconcile_core::testkit::{InMemoryBroker, InMemoryStore};
+use reconcile_core::{
+    Action, ApplyOptions, BrokerSnapshot, DiffOptions, LocalSnapshot, OrderId, PositionState,
+    Policy, Reconciler, Report, TargetStatus, diff, plan,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+fn policy() -> Policy {
+    Policy { force: true, max_cancels: 1000, max_placements: 1000, ..Policy::all_fixes() }
+}
+
+/// Targets of scoped positions that take part in the diff, with whether they are unplaced.
+fn scoped_targets(l: &LocalSnapshot) -> BTreeMap<(String, String), bool> {
+    l.positions
+        .iter()
+        .filter(|p| p.state != PositionState::Closed)
+        .flat_map(|p| {
+            p.targets.iter().filter(|t| !t.status.is_settled()).filter_map(move |t| {
+                let unplaced = t.status == TargetStatus::Unplaced || t.order_id.is_none();
+                // Unplaced targets of pending and closing positions are not due, and not reported.
+                if unplaced && p.state != PositionState::Open {
+                    return None;
+                }
+                Some(((p.id.to_string(), t.key.to_string()), unplaced))
+            })
+        })
+        .collect()
+}
+
+fn target_landings(r: &Report, unplaced: &BTreeMap<(String, String), bool>) -> BTreeMap<(String, String), usize> {
+    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut add = |p: &dyn ToString, k: &dyn ToString| *seen.entry((p.to_string(), k.to_string())).or_default() += 1;
+    r.matched.iter().for_each(|e| add(&e.position_id, &e.target_key));
+    r.drifted.iter().for_each(|e| add(&e.position_id, &e.target_key));
+    r.invalid.iter().for_each(|e| add(&e.position_id, &e.target_key));
+    r.missing.iter().for_each(|e| add(&e.position_id, &e.target_key));
+    for e in &r.adoptable {
+        // An adoption lands a target only when the target has no order of its own.
+        if unplaced.get(&(e.position_id.to_string(), e.target_key.to_string())) == Some(&true) {
+            add(&e.position_id, &e.target_key);
+        }
+    }
+    for e in &r.in_flight {
+        if let (Some(p), Some(k)) = (&e.position_id, &e.target_key) {
+            if unplaced.contains_key(&(p.to_string(), k.to_string())) {
+                add(p, k);
+            }
+        }
+    }
+    for c in &r.conflicts {
+        c.targets.iter().for_each(|t| add(&t.position_id, &t.target_key));
+    }
+    seen
+}
+
+fn order_landings(r: &Report) -> BTreeMap<OrderId, usize> {
+    let mut seen: BTreeMap<OrderId, usize> = BTreeMap::new();
+    let ids = r.matched.iter().map(|e| &e.order_id)
+        .chain(r.drifted.iter().map(|e| &e.order_id))
+        .chain(r.adoptable.iter().map(|e| &e.order_id))
+        .chain(r.orphaned.iter().map(|e| &e.order_id))
+        .chain(r.conflicts.iter().map(|e| &e.order_id))
+        .chain(r.in_flight.iter().filter(|e| e.position_id.is_none()).filter_map(|e| e.order_id.as_ref()));
+    for id in ids {
+        *seen.entry(id.clone()).or_default() += 1;
+    }
+    seen
+}
+
+fn shuffled(l: &LocalSnapshot, b: &BrokerSnapshot, perm_l: &[usize], perm_b: &[usize]) -> (LocalSnapshot, BrokerSnapshot) {
+    let mut l2 = l.clone();
+    l2.positions = perm_l.iter().filter_map(|&i| l.positions.get(i).cloned()).collect();
+    for p in &mut l2.positions {
+        p.targets.reverse();
+        p.legs.reverse();
+    }
+    l2.intents.reverse();
+    let mut b2 = b.clone();
+    b2.orders = perm_b.iter().filter_map(|&i| b.orders.get(i).cloned()).collect();
+    if let Some(ps) = &mut b2.positions {
+        ps.reverse();
+    }
+    (l2, b2)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn every_target_and_working_order_lands_in_exactly_one_category((l, b) in snapshot_pair()) {
+        let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+        let targets = scoped_targets(&l);
+        let landed = target_landings(&r, &targets);
+        for key in targets.keys() {
+            prop_assert_eq!(landed.get(key).copied().unwrap_or(0), 1, "target {:?} in {}", key, r.to_json());
+        }
+        prop_assert!(landed.keys().all(|k| targets.contains_key(k)), "reported a target that is not due");
+        let working: BTreeSet<&OrderId> = b.orders.iter().filter(|o| o.status.is_working()).map(|o| &o.id).collect();
+        let orders = order_landings(&r);
+        for id in &working {
+            prop_assert_eq!(orders.get(*id).copied().unwrap_or(0), 1, "order {} in {}", id, r.to_json());
+        }
+    }
+
+    #[test]
+    fn shuffled_inputs_give_byte_identical_json(
+        (l, b) in snapshot_pair(),
+        seed_l in permutation(8),
+        seed_b in permutation(40),
+    ) {
+        let perm_l: Vec<usize> = seed_l.into_iter().filter(|&i| i < l.positions.len()).collect();
+        let mut perm_b: Vec<usize> = seed_b.into_iter().filter(|&i| i < b.orders.len()).collect();
+        perm_b.extend(40..b.orders.len());
+        let (l2, b2) = shuffled(&l, &b, &perm_l, &perm_b);
+        let a = diff(&l, &b, &DiffOptions::default()).unwrap().to_json();
+        let z = diff(&l2, &b2, &DiffOptions::default()).unwrap().to_json();
+        prop_assert_eq!(a, z);
+    }
+
+    #[test]
+    fn no_plan_cancels_a_referenced_or_in_flight_order_or_over_closes((l, b) in snapshot_pair()) {
+        let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+        let p = plan(&r, &policy());
+        let closed: BTreeSet<String> = p.actions.iter().filter_map(|a| match &a.action {
+            Action::CloseLocal { position_id } => Some(position_id.to_string()),
+            _ => None,
+        }).collect();
+        let referenced: BTreeSet<String> = l.positions.iter()
+            .filter(|p| p.state != PositionState::Closed && !closed.contains(p.id.as_str()))
+            .flat_map(|p| p.targets.iter())
+            .filter(|t| t.status == TargetStatus::Active)
+            .filter_map(|t| t.order_id.as_ref().map(|o| o.to_string()))
+            .collect();
+        let in_flight: BTreeSet<String> = r.in_flight.iter().filter_map(|e| e.order_id.as_ref().map(|o| o.to_string())).collect();
+        let held: BTreeMap<(String, String), rust_decimal::Decimal> = b.positions.iter().flatten()
+            .map(|h| ((h.account.to_string(), h.symbol.to_string()), h.quantity)).collect();
+        for a in &p.actions {
+            match &a.action {
+                Action::Cancel { order_id, .. } => {
+                    prop_assert!(!referenced.contains(order_id.as_str()), "cancels referenced {}", order_id);
+                    prop_assert!(!in_flight.contains(order_id.as_str()), "cancels in-flight {}", order_id);
+                }
+                Action::PlaceTarget { spec, .. } => {
+                    prop_assert!(b.positions.is_some(), "placed with holdings unknown");
+                    for leg in &spec.legs {
+                        let h = held.get(&(spec.account.to_string(), leg.symbol.to_string())).copied().unwrap_or_default();
+                        prop_assert!(h.abs() >= leg.quantity, "closes {} of {} held", leg.quantity, h);
+                        prop_assert!(leg.side.is_buy() == h.is_sign_negative(), "closing side opposes the holding");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn applying_the_full_plan_converges_and_a_second_apply_does_nothing((l, b) in snapshot_pair()) {
+        let rt = rt();
+        let broker = InMemoryBroker::from_snapshot(&b);
+        let store = InMemoryStore::from_snapshot(&l);
+        let rec = Reconciler::new(&broker, &store).with_policy(policy());
+        let now = b.as_of;
+        let (r1, p1) = rt.block_on(rec.plan(now)).unwrap();
+        let out = rt.block_on(rec.apply(&p1, &ApplyOptions::new("p1", now))).unwrap();
+        prop_assert!(out.stale.is_empty(), "stale: {:?}", out.stale);
+        prop_assert!(out.all_done(), "{:?}", out.results);
+        let r2 = out.verify.unwrap();
+        let s = r2.summary;
+        prop_assert_eq!(
+            s.invalid + s.adoptable + s.orphaned + s.stale_intents + s.untracked_holdings + s.stale_positions + s.pending_filled,
+            0,
+            "after {}\nleft {}", r1.to_json(), r2.to_json()
+        );
+        let p2 = plan(&r2, &policy());
+        prop_assert!(p2.is_empty(), "second plan {:?}", p2.actions);
+        // Whatever is left was skipped by the first plan for a stated reason, or is report-only.
+        prop_assert!(r2.missing.len() <= p1.skipped.len());
+
+        let before_orders = broker.orders();
+        let before_local = store.snapshot(now);
+        let again = rt.block_on(rec.apply(&p1, &ApplyOptions::new("p1-again", now))).unwrap();
+        prop_assert!(again.results.is_empty(), "{:?}", again.results);
+        prop_assert_eq!(broker.orders(), before_orders);
+        prop_assert_eq!(store.snapshot(now), before_local);
+    }
+
+    #[test]
+    fn an_apply_interrupted_anywhere_converges_without_a_duplicate_order(
+        (l, b) in snapshot_pair(),
+        k in 0usize..12,
+        fail_write in prop::option::of(1u32..12),
+    ) {
+        let rt = rt();
+        let broker = InMemoryBroker::from_snapshot(&b);
+        let store = InMemoryStore::from_snapshot(&l);
+        let rec = Reconciler::new(&broker, &store).with_policy(policy());
+        let mut now = b.as_of;
+        let (_, p) = rt.block_on(rec.plan(now)).unwrap();
+        if let Some(n) = fail_write {
+            store.fail_write(n);
+        }
+        let mut crashed = ApplyOptions::new("crash", now);
+        crashed.stop_after = Some(k.min(p.actions.len()));
+        rt.block_on(rec.apply(&p, &crashed)).unwrap();
+        for round in 0..4 {
+            // First again at once, then after the grace period has passed.
+            if round > 0 {
+                now += chrono::TimeDelta::seconds(61);
+                broker.set_now(now);
+            }
+            let (_, p) = rt.block_on(rec.plan(now)).unwrap();
+            rt.block_on(rec.apply(&p, &ApplyOptions::new(format!("re{round}"), now))).unwrap();
+        }
+        let (r, p) = rt.block_on(rec.plan(now)).unwrap();
+        prop_assert!(p.is_empty(), "did not converge: {}", r.to_json());
+        let mut per_target: BTreeMap<String, usize> = BTreeMap::new();
+        for o in broker.placed() {
+            let legs: Vec<String> = o.legs.iter().map(|l| format!("{}{:?}{}", l.symbol, l.side, l.quantity)).collect();
+            // A stop and a take-profit share legs; their prices tell them apart.
+            let key = format!("{}|{}|{:?}|{:?}", o.account, legs.join(","), o.limit_price, o.stop_price);
+            *per_target.entry(key).or_default() += 1;
+        }
+        prop_assert!(per_target.values().all(|&n| n == 1), "duplicate placement: {:?}", per_target);
+    }
+}
