@@ -1,0 +1,153 @@
+//! Command-line arguments, turned into validated options before anything runs.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::{Args, Parser, Subcommand};
+use reconcile_core::{DiffOptions, Policy, Scope};
+use std::path::PathBuf;
+
+/// Keeps a trading system's records in step with what the broker really holds.
+#[derive(Debug, Parser)]
+#[command(name = "reconcile", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compare a local and a broker snapshot; exit 0 in sync, 1 discrepancies, 2 error.
+    Diff(DiffArgs),
+    /// Diff, then propose the fixes the flags allow; `--out` writes the plan as JSON.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Local snapshot (reconcile.local/v1).
+    #[arg(long, value_name = "FILE")]
+    pub local: PathBuf,
+    /// Broker snapshot (reconcile.broker/v1).
+    #[arg(long, value_name = "FILE")]
+    pub broker: PathBuf,
+    /// Only this underlying (repeatable).
+    #[arg(long = "underlying", value_name = "SYM")]
+    pub underlyings: Vec<String>,
+    /// Only this account (repeatable).
+    #[arg(long = "account", value_name = "ACCOUNT")]
+    pub accounts: Vec<String>,
+    /// How long a just-sent order may be invisible (`60s`, `2m`, `1h`, or seconds).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub grace: TimeDelta,
+    /// Judge by this instant (RFC 3339) instead of the broker snapshot's `as_of`.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<DateTime<Utc>>,
+    /// Print JSON (report v1, or the plan) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl DiffArgs {
+    pub fn options(&self) -> DiffOptions {
+        let mut scope = Scope::all();
+        for u in &self.underlyings {
+            scope = scope.with_underlying(u.as_str());
+        }
+        for a in &self.accounts {
+            scope = scope.with_account(a.as_str());
+        }
+        DiffOptions {
+            scope,
+            grace: self.grace,
+            now: self.now,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub diff: DiffArgs,
+    #[command(flatten)]
+    pub fixes: FixArgs,
+    /// Write the plan here as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// The fixes a run may make, and its rails.
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    /// Clear ids of orders that are not working, mark filled targets, drop stale intents.
+    #[arg(long)]
+    pub clear_invalid: bool,
+    /// Cancel orphaned orders.
+    #[arg(long)]
+    pub cancel_orphaned: bool,
+    /// Place orders for missing targets.
+    #[arg(long)]
+    pub create_missing: bool,
+    /// Create local positions for untracked holdings (with stop-loss and take-profit targets).
+    #[arg(long)]
+    pub backfill: bool,
+    /// Link adoptable orders to their targets.
+    #[arg(long)]
+    pub adopt: bool,
+    /// Replace drifted orders at the expected price and quantity.
+    #[arg(long)]
+    pub replace_drifted: bool,
+    /// Promote pending positions held in full; close positions flat at the broker.
+    #[arg(long)]
+    pub sync_positions: bool,
+    /// At most this many cancels; above it nothing destructive runs.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_cancels: usize,
+    /// At most this many placements; above it nothing is placed.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_placements: usize,
+    /// Plan even when the read looks broken (empty records, mostly orphaned orders).
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl FixArgs {
+    pub fn policy(&self) -> Policy {
+        Policy {
+            adopt: self.adopt,
+            clear_invalid: self.clear_invalid,
+            cancel_orphaned: self.cancel_orphaned,
+            create_missing: self.create_missing,
+            replace_drifted: self.replace_drifted,
+            backfill: self.backfill,
+            sync_positions: self.sync_positions,
+            max_cancels: self.max_cancels,
+            max_placements: self.max_placements,
+            force: self.force,
+            ..Policy::report_only()
+        }
+    }
+}
+
+/// `60s`, `2m`, `1h`, `500ms` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<TimeDelta, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (try 60s, 2m or 1h)"))?;
+    let d = match unit {
+        "" | "s" => TimeDelta::try_seconds(n),
+        "ms" => TimeDelta::try_milliseconds(n),
+        "m" => TimeDelta::try_minutes(n),
+        "h" => TimeDelta::try_hours(n),
+        _ => None,
+    };
+    d.ok_or_else(|| format!("not a duration: {s:?} (try 60s, 2m or 1h)"))
+}
+
+/// An RFC 3339 instant.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("not an RFC 3339 time: {s:?} ({e})"))
+}
