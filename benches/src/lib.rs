@@ -1,1 +1,96 @@
-//! Benchmarks.
+//! Workloads shared by the benchmarks: snapshot pairs of a given size with a realistic mix of
+//! categories (most targets matched, a few drifted, invalid, missing; a few orphans).
+
+use reconcile_core::testkit::build::{dec, order, position, target};
+use reconcile_core::{
+    BrokerSnapshot, LocalSnapshot, OrderId, OrderStatus, PositionLeg, Side, Symbol, TargetLeg,
+    TargetStatus,
+};
+
+/// The instant every workload is "as of".
+pub const AS_OF: &str = "2025-11-07T15:00:00Z";
+
+/// `targets` targets (three per position) and about as many broker orders.
+pub fn workload(targets: usize) -> (LocalSnapshot, BrokerSnapshot) {
+    let as_of = reconcile_core::testkit::build::at(AS_OF);
+    let submitted = reconcile_core::testkit::build::at("2025-11-05T14:00:00Z");
+    let mut local = LocalSnapshot::new(as_of);
+    let mut broker = BrokerSnapshot::new(as_of);
+    local.positions.reserve(targets / 3 + 1);
+    broker.orders.reserve(targets + targets / 50);
+    let price = dec("0.60");
+    let one = dec("1");
+    let mut n = 0usize;
+    let mut pi = 0usize;
+    while n < targets {
+        let mut p = position(&format!("P{pi:07}"), ["5WT00001", "5WT00002"][pi % 2], "QQQ");
+        for (k, key) in ["call_spread", "put_spread_1", "put_spread_2"].into_iter().enumerate() {
+            if n >= targets {
+                break;
+            }
+            let sym = Symbol::new(&format!("QQQ   2{:05}C{:08}", pi % 100_000, k * 1000));
+            p.legs.push(PositionLeg { symbol: sym.clone(), quantity: dec("-1") });
+            let mut t = target(key);
+            t.limit_price = Some(price);
+            t.quantity = Some(one);
+            t.legs.push(TargetLeg { symbol: sym.clone(), side: Side::BuyToClose, quantity: one });
+            let id = OrderId::new(format!("{:010}", 400_000_000 + n));
+            let mut o = order(id.as_str(), p.account.as_str(), "QQQ");
+            o.submitted_at = Some(submitted);
+            o.limit_price = Some(price);
+            o.legs.push(reconcile_core::OrderLeg {
+                symbol: sym,
+                side: Side::BuyToClose,
+                quantity: one,
+                filled_quantity: rust_decimal::Decimal::ZERO,
+            });
+            match n % 100 {
+                // 2 %: never placed (missing).
+                0 | 1 => {}
+                // 3 %: cancelled by hand (invalid).
+                2..=4 => {
+                    t.status = TargetStatus::Active;
+                    t.order_id = Some(id);
+                    o.status = OrderStatus::Cancelled;
+                    broker.orders.push(o);
+                }
+                // 3 %: working at another price (drifted).
+                5..=7 => {
+                    t.status = TargetStatus::Active;
+                    t.order_id = Some(id);
+                    o.limit_price = Some(dec("0.75"));
+                    broker.orders.push(o);
+                }
+                // The rest: matched.
+                _ => {
+                    t.status = TargetStatus::Active;
+                    t.order_id = Some(id);
+                    broker.orders.push(o);
+                }
+            }
+            p.targets.push(t);
+            n += 1;
+        }
+        local.positions.push(p);
+        pi += 1;
+    }
+    // 2 %: orphans nothing references.
+    for k in 0..targets / 50 {
+        let mut o = order(&format!("9{k:09}"), "5WT00001", "QQQ");
+        o.submitted_at = Some(submitted);
+        broker.orders.push(o);
+    }
+    (local, broker)
+}
+
+/// The baseline: the bare set differences of referenced and working order ids.
+pub fn baseline(local: &LocalSnapshot, broker: &BrokerSnapshot) -> (usize, usize) {
+    use std::collections::HashSet;
+    let referenced: HashSet<&str> = local
+        .positions
+        .iter()
+        .flat_map(|p| p.targets.iter().filter_map(|t| t.order_id.as_ref().map(OrderId::as_str)))
+        .collect();
+    let working: HashSet<&str> = broker.orders.iter().map(|o| o.id.as_str()).collect();
+    (referenced.difference(&working).count(), working.difference(&referenced).count())
+}

@@ -108,7 +108,9 @@ struct Differ<'a> {
     scope: &'a Scope,
     now: DateTime<Utc>,
     grace: TimeDelta,
-    orders: FxMap<&'a str, &'a Order>,
+    /// Every order id seen on either side: the broker's order (if any) and how many scoped
+    /// active targets reference it.
+    orders: FxMap<&'a str, Seen<'a>>,
     /// Scoped positions in state pending/open/closing, sorted by id.
     positions: Vec<&'a Position>,
     held: Option<FxMap<HoldKey<'a>, Decimal>>,
@@ -118,20 +120,26 @@ struct Differ<'a> {
 /// Where a target sits: index into `positions`, index into that position's targets.
 type Slot = (u32, u32);
 
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    order: Option<&'a Order>,
+    refs: u32,
+}
+
 impl<'a> Differ<'a> {
     fn new(local: &'a LocalSnapshot, broker: &'a BrokerSnapshot, options: &'a DiffOptions) -> Self {
         let now = options.now.unwrap_or(broker.as_of);
-        let mut orders: FxMap<&str, &Order> = FxMap::default();
-        orders.reserve(broker.orders.len());
+        let mut orders: FxMap<&str, Seen<'_>> = FxMap::default();
+        orders.reserve(broker.orders.len() + broker.orders.len() / 16);
         for o in &broker.orders {
             orders
                 .entry(o.id.as_str())
                 .and_modify(|cur| {
-                    if newer(o, cur) {
-                        *cur = o;
+                    if cur.order.is_none_or(|c| newer(o, c)) {
+                        cur.order = Some(o);
                     }
                 })
-                .or_insert(o);
+                .or_insert(Seen { order: Some(o), refs: 0 });
         }
         let mut positions: Vec<&Position> = local
             .positions
@@ -154,6 +162,14 @@ impl<'a> Differ<'a> {
         }
     }
 
+    fn order(&self, id: &str) -> Option<&'a Order> {
+        self.orders.get(id).and_then(|s| s.order)
+    }
+
+    fn referenced(&self, id: &str) -> bool {
+        self.orders.get(id).is_some_and(|s| s.refs > 0)
+    }
+
     fn within_grace(&self, t: DateTime<Utc>) -> bool {
         self.now.signed_duration_since(t) <= self.grace
     }
@@ -162,23 +178,21 @@ impl<'a> Differ<'a> {
         self.held = self.held_quantities()?;
 
         // References: every active target with an order id, by order id.
-        let mut refs: FxMap<&'a str, (Slot, u32)> = FxMap::default();
-        refs.reserve(self.positions.len() * 2);
         let mut unplaced: Vec<Slot> = Vec::new();
-        let mut target_order: Vec<Vec<u32>> = Vec::with_capacity(self.positions.len());
+        let mut target_order: Vec<Option<Vec<u32>>> = Vec::with_capacity(self.positions.len());
         for (pi, p) in self.positions.iter().enumerate() {
-            let mut idx: Vec<u32> = (0..p.targets.len() as u32).collect();
-            idx.sort_by(|&a, &b| p.targets[a as usize].key.cmp(&p.targets[b as usize].key));
-            for &ti in &idx {
+            let idx = key_order(p);
+            for ti in target_indices(p, idx.as_deref()) {
                 let t = &p.targets[ti as usize];
                 if t.status.is_settled() {
                     continue;
                 }
                 match (&t.status, &t.order_id) {
                     (crate::model::TargetStatus::Active, Some(id)) => {
-                        refs.entry(id.as_str())
-                            .and_modify(|e| e.1 += 1)
-                            .or_insert(((pi as u32, ti), 1));
+                        self.orders
+                            .entry(id.as_str())
+                            .or_insert(Seen { order: None, refs: 0 })
+                            .refs += 1;
                     }
                     _ => unplaced.push((pi as u32, ti)),
                 }
@@ -191,14 +205,14 @@ impl<'a> Differ<'a> {
         let mut replaced_targets: FxMap<&'a str, Slot> = FxMap::default();
         for (pi, idx) in target_order.iter().enumerate() {
             let p = self.positions[pi];
-            for &ti in idx {
+            for ti in target_indices(p, idx.as_deref()) {
                 let t = &p.targets[ti as usize];
                 let Some(id) = t.order_id.as_ref().filter(|_| {
                     t.status == crate::model::TargetStatus::Active
                 }) else {
                     continue;
                 };
-                let count = refs.get(id.as_str()).map_or(1, |e| e.1);
+                let count = self.orders.get(id.as_str()).map_or(1, |e| e.refs);
                 if count > 1 {
                     conflicts.entry(id.as_str()).or_default().push(TargetRef {
                         position_id: p.id.clone(),
@@ -219,23 +233,21 @@ impl<'a> Differ<'a> {
         // Intents in scope.
         let intents: Vec<&'a Intent> = self.scoped_intents();
         let mut cid_orders: FxMap<&'a str, Vec<&'a Order>> = FxMap::default();
-        for o in self.orders.values() {
+        // Unreferenced working orders in scope, sorted by id; orders by client order id.
+        let mut loose: Vec<&'a Order> = Vec::new();
+        let mut working_in_scope = 0usize;
+        for seen in self.orders.values() {
+            let Some(o) = seen.order else { continue };
             if let Some(c) = &o.client_order_id {
                 cid_orders.entry(c.as_str()).or_default().push(o);
             }
+            if o.status.is_working() && self.scope.includes(&o.account, &o.underlying) {
+                working_in_scope += 1;
+                if seen.refs == 0 {
+                    loose.push(o);
+                }
+            }
         }
-
-        // Unreferenced working orders in scope, sorted by id.
-        let mut loose: Vec<&'a Order> = self
-            .orders
-            .values()
-            .copied()
-            .filter(|o| {
-                o.status.is_working()
-                    && self.scope.includes(&o.account, &o.underlying)
-                    && !refs.contains_key(o.id.as_str())
-            })
-            .collect();
         loose.sort_by(|a, b| a.id.cmp(&b.id));
 
         let adopted = self.adopt(&mut loose, &unplaced, &intents, &replaced_targets);
@@ -331,7 +343,7 @@ impl<'a> Differ<'a> {
                 .map(|os| os.iter().copied().filter(|o| o.status.is_working()).collect())
                 .unwrap_or_default();
             let recent = self.within_grace(i.created_at);
-            if working.iter().any(|o| !refs.contains_key(o.id.as_str())) {
+            if working.iter().any(|o| !self.referenced(o.id.as_str())) {
                 // Adoption, grace or the orphan rule deals with its order.
                 continue;
             }
@@ -367,11 +379,7 @@ impl<'a> Differ<'a> {
         self.report.scanned = crate::report::Scanned {
             local_positions: self.local.positions.len(),
             scoped_positions: self.positions.len(),
-            working_orders: self
-                .orders
-                .values()
-                .filter(|o| o.status.is_working() && self.scope.includes(&o.account, &o.underlying))
-                .count(),
+            working_orders: working_in_scope,
         };
         self.sort();
         self.report.finish();
@@ -386,7 +394,7 @@ impl<'a> Differ<'a> {
         replaced_targets: &mut FxMap<&'a str, Slot>,
         slot: Slot,
     ) {
-        match self.orders.get(id.as_str()).copied() {
+        match self.order(id.as_str()) {
             Some(o) if o.status.is_working() => match drift(t, o) {
                 None => self.report.matched.push(Matched {
                     position_id: p.id.clone(),
@@ -415,7 +423,9 @@ impl<'a> Differ<'a> {
                     None
                 };
                 if let Some(n) = &replaced_by {
-                    replaced_targets.insert(self.orders[n.as_str()].id.as_str(), slot);
+                    if let Some(o) = self.order(n.as_str()) {
+                        replaced_targets.insert(o.id.as_str(), slot);
+                    }
                 }
                 let spec = (reason != InvalidReason::Filled && replaced_by.is_none())
                     .then(|| self.spec(p, t));
@@ -459,11 +469,11 @@ impl<'a> Differ<'a> {
         let mut cur = start;
         for _ in 0..32 {
             let next = match &cur.replaced_by {
-                Some(n) => self.orders.get(n.as_str()).copied(),
+                Some(n) => self.order(n.as_str()),
                 None => self
+                    .broker
                     .orders
-                    .values()
-                    .copied()
+                    .iter()
                     .find(|o| o.replaces.as_ref() == Some(&cur.id)),
             }?;
             if next.status.is_working() {
@@ -680,7 +690,7 @@ impl<'a> Differ<'a> {
 
     fn holdings(
         &mut self,
-        target_order: &[Vec<u32>],
+        target_order: &[Option<Vec<u32>>],
         unplaced: &[Slot],
         adopted: &FxSet<Slot>,
     ) -> Result<(), DiffError> {
@@ -717,16 +727,12 @@ impl<'a> Differ<'a> {
                             .ok_or_else(|| overflow(&p.account, &l.symbol))?;
                     }
                 }
-                let mut working_orders: Vec<OrderId> = target_order[pi]
-                    .iter()
-                    .filter_map(|&ti| {
+                let mut working_orders: Vec<OrderId> = target_indices(p, target_order[pi].as_deref())
+                    .filter_map(|ti| {
                         let t = &p.targets[ti as usize];
                         let id = t.order_id.as_ref()?;
                         (t.status == crate::model::TargetStatus::Active
-                            && self
-                                .orders
-                                .get(id.as_str())
-                                .is_some_and(|o| o.status.is_working()))
+                            && self.order(id.as_str()).is_some_and(|o| o.status.is_working()))
                         .then(|| id.clone())
                     })
                     .collect();
@@ -768,7 +774,7 @@ impl<'a> Differ<'a> {
                     .ok_or_else(|| overflow(&p.account, &l.symbol))?;
             }
             let mut due = Vec::new();
-            for &ti in &target_order[pi] {
+            for ti in target_indices(p, target_order[pi].as_deref()) {
                 let slot = (pi as u32, ti);
                 if unplaced_set.contains(&slot) && !adopted.contains(&slot) {
                     let t = &p.targets[ti as usize];
@@ -889,6 +895,31 @@ impl<'a> Differ<'a> {
     }
 }
 
+/// The position's target indices in key order, or `None` when they already are.
+fn key_order(p: &Position) -> Option<Vec<u32>> {
+    if p.targets.is_sorted_by(|a, b| a.key <= b.key) {
+        return None;
+    }
+    let mut idx: Vec<u32> = (0..p.targets.len() as u32).collect();
+    idx.sort_by(|&a, &b| p.targets[a as usize].key.cmp(&p.targets[b as usize].key));
+    Some(idx)
+}
+
+fn target_indices<'i>(p: &Position, order: Option<&'i [u32]>) -> impl Iterator<Item = u32> + 'i {
+    let n = p.targets.len() as u32;
+    order.map_or_else(
+        || either_range(0..n, None),
+        |o| either_range(0..0, Some(o.iter())),
+    )
+}
+
+fn either_range<'i>(
+    range: std::ops::Range<u32>,
+    list: Option<std::slice::Iter<'i, u32>>,
+) -> impl Iterator<Item = u32> + 'i {
+    range.chain(list.into_iter().flatten().copied())
+}
+
 /// Of two copies of one order id, whether `a` should win over `b`: the later update, and on a
 /// tie the terminal status (a final state does not go back).
 fn newer(a: &Order, b: &Order) -> bool {
@@ -914,7 +945,7 @@ fn leg_keys<'l>(
 }
 
 /// The first field in which `o` differs from what `t` expects: limit price, stop price, each
-/// leg's quantity, then the legs.
+/// leg's quantity, then the legs. Allocates only when it finds a difference.
 fn drift(t: &ProfitTarget, o: &Order) -> Option<(DriftField, Option<String>, Option<String>)> {
     let show = |d: Option<Decimal>| d.map(|d| d.to_string());
     if let Some(lp) = t.limit_price {
@@ -928,20 +959,37 @@ fn drift(t: &ProfitTarget, o: &Order) -> Option<(DriftField, Option<String>, Opt
         }
     }
     if let Some(q) = t.quantity {
-        let mut legs: Vec<_> = o.legs.iter().collect();
-        legs.sort_by(|a, b| (&a.symbol, a.side).cmp(&(&b.symbol, b.side)));
-        if let Some(l) = legs.into_iter().find(|l| l.quantity != q) {
+        // The first differing leg in (symbol, side) order, so the report does not depend on the
+        // order the broker listed the legs in.
+        let first = o
+            .legs
+            .iter()
+            .filter(|l| l.quantity != q)
+            .min_by(|a, b| (&a.symbol, a.side).cmp(&(&b.symbol, b.side)));
+        if let Some(l) = first {
             return Some((DriftField::Quantity, Some(q.to_string()), Some(l.quantity.to_string())));
         }
     }
-    if !t.legs.is_empty() {
+    if !t.legs.is_empty() && !same_legs(&t.legs, &o.legs) {
         let want = leg_keys(t.legs.iter().map(target_leg_key));
         let have = leg_keys(o.legs.iter().map(|l| (&l.symbol, l.side, l.quantity.normalize())));
-        if want != have {
-            return Some((DriftField::Legs, Some(show_legs(&want)), Some(show_legs(&have))));
-        }
+        return Some((DriftField::Legs, Some(show_legs(&want)), Some(show_legs(&have))));
     }
     None
+}
+
+/// Multiset equality of (symbol, side, quantity) without allocating; legs are few (at most four
+/// for options), so counting is cheaper than sorting.
+fn same_legs(want: &[TargetLeg], have: &[crate::model::OrderLeg]) -> bool {
+    if want.len() != have.len() {
+        return false;
+    }
+    want.iter().all(|w| {
+        let eq = |s: &Symbol, side: crate::model::Side, q: Decimal| s == &w.symbol && side == w.side && q == w.quantity;
+        let in_want = want.iter().filter(|x| eq(&x.symbol, x.side, x.quantity)).count();
+        let in_have = have.iter().filter(|x| eq(&x.symbol, x.side, x.quantity)).count();
+        in_want == in_have
+    })
 }
 
 fn show_legs(legs: &[LegKey]) -> String {

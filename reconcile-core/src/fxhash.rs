@@ -1,4 +1,4 @@
-//! A small, fast, non-cryptographic hasher for the diff's internal maps (keys are ids from our
+//! A small, fast, non-cryptographic hasher (Fx words, murmur3 finish) for the diff's internal maps (keys are ids from our
 //! own inputs, so flooding resistance buys nothing and SipHash costs a third of the diff).
 
 use std::collections::{HashMap, HashSet};
@@ -48,7 +48,14 @@ impl Hasher for FxHasher {
 
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        // The multiply only carries entropy upward, and hashbrown picks buckets by the low bits:
+        // without this finalizer (murmur3's fmix64) ids that share a prefix all collide.
+        let mut h = self.hash;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 

@@ -1,0 +1,29 @@
+//! One diff at 1M targets, then the process's peak resident memory (VmHWM) and the time taken:
+//! `cargo run --release -p reconcile-benches --example peak_1m`.
+
+use reconcile_benches::{baseline, workload};
+use reconcile_core::{DiffOptions, diff};
+use std::time::Instant;
+
+fn vm_hwm() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn main() {
+    let n = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000usize);
+    let (local, broker) = workload(n);
+    println!("inputs built: {} positions, {} orders; peak so far {}", local.positions.len(), broker.orders.len(), vm_hwm());
+    let t = Instant::now();
+    let b = baseline(&local, &broker);
+    println!("hashset baseline: {:?} {b:?}", t.elapsed());
+    let t = Instant::now();
+    let r = diff(&local, &broker, &DiffOptions::default());
+    let took = t.elapsed();
+    match r {
+        Ok(r) => println!("diff of {n} targets: {took:?}; {:?}; peak {}", r.summary, vm_hwm()),
+        Err(e) => eprintln!("diff failed: {e}"),
+    }
+}
