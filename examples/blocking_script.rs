@@ -11,15 +11,24 @@ use std::sync::Arc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
-    let local = LocalSnapshot::from_json(&std::fs::read_to_string(format!("{dir}/2025-11-07-tastytrade-local.json"))?)?;
-    let broker = BrokerSnapshot::from_json(&std::fs::read_to_string(format!("{dir}/2025-11-07-tastytrade-broker.json"))?)?;
+    let local = LocalSnapshot::from_json(&std::fs::read_to_string(format!(
+        "{dir}/2025-11-07-tastytrade-local.json"
+    ))?)?;
+    let broker = BrokerSnapshot::from_json(&std::fs::read_to_string(format!(
+        "{dir}/2025-11-07-tastytrade-broker.json"
+    ))?)?;
     let now = broker.as_of;
 
     let mut rec = BlockingReconciler::new(
         Arc::new(InMemoryBroker::from_snapshot(&broker)),
         Arc::new(InMemoryStore::from_snapshot(&local)),
     )?;
-    rec.policy = Policy { clear_invalid: true, cancel_orphaned: true, create_missing: true, ..Policy::report_only() };
+    rec.policy = Policy {
+        clear_invalid: true,
+        cancel_orphaned: true,
+        create_missing: true,
+        ..Policy::report_only()
+    };
 
     let (report, plan) = rec.plan(now)?;
     println!("before: {:?}", report.summary);
@@ -31,6 +40,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  {:<40} {:<12} {}", r.key, r.outcome.as_str(), r.detail);
     }
     let after = applied.verify.ok_or("no verification")?;
-    println!("after: in sync = {}, matched = {}", after.in_sync, after.summary.matched);
+    println!(
+        "after: in sync = {}, matched = {}",
+        after.in_sync, after.summary.matched
+    );
     Ok(())
 }

@@ -13,8 +13,10 @@ fn main() -> ExitCode {
     };
     let read = |path: &str| std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"));
     let result = (|| -> Result<bool, String> {
-        let local = LocalSnapshot::from_json(&read(&local)?).map_err(|e| format!("{local}: {e}"))?;
-        let broker = BrokerSnapshot::from_json(&read(&broker)?).map_err(|e| format!("{broker}: {e}"))?;
+        let local =
+            LocalSnapshot::from_json(&read(&local)?).map_err(|e| format!("{local}: {e}"))?;
+        let broker =
+            BrokerSnapshot::from_json(&read(&broker)?).map_err(|e| format!("{broker}: {e}"))?;
         let report = diff(&local, &broker, &DiffOptions::default()).map_err(|e| e.to_string())?;
         print!("{}", report.to_json());
         Ok(report.in_sync)

@@ -8,14 +8,26 @@ use std::time::Instant;
 fn vm_hwm() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        })
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn main() {
-    let n = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000usize);
+    let n = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000usize);
     let (local, broker) = workload(n);
-    println!("inputs built: {} positions, {} orders; peak so far {}", local.positions.len(), broker.orders.len(), vm_hwm());
+    println!(
+        "inputs built: {} positions, {} orders; peak so far {}",
+        local.positions.len(),
+        broker.orders.len(),
+        vm_hwm()
+    );
     let t = Instant::now();
     let b = baseline(&local, &broker);
     println!("hashset baseline: {:?} {b:?}", t.elapsed());
@@ -23,7 +35,11 @@ fn main() {
     let r = diff(&local, &broker, &DiffOptions::default());
     let took = t.elapsed();
     match r {
-        Ok(r) => println!("diff of {n} targets: {took:?}; {:?}; peak {}", r.summary, vm_hwm()),
+        Ok(r) => println!(
+            "diff of {n} targets: {took:?}; {:?}; peak {}",
+            r.summary,
+            vm_hwm()
+        ),
         Err(e) => eprintln!("diff failed: {e}"),
     }
 }

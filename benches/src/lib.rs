@@ -23,17 +23,31 @@ pub fn workload(targets: usize) -> (LocalSnapshot, BrokerSnapshot) {
     let mut n = 0usize;
     let mut pi = 0usize;
     while n < targets {
-        let mut p = position(&format!("P{pi:07}"), ["5WT00001", "5WT00002"][pi % 2], "QQQ");
-        for (k, key) in ["call_spread", "put_spread_1", "put_spread_2"].into_iter().enumerate() {
+        let mut p = position(
+            &format!("P{pi:07}"),
+            ["5WT00001", "5WT00002"][pi % 2],
+            "QQQ",
+        );
+        for (k, key) in ["call_spread", "put_spread_1", "put_spread_2"]
+            .into_iter()
+            .enumerate()
+        {
             if n >= targets {
                 break;
             }
             let sym = Symbol::new(&format!("QQQ   2{:05}C{:08}", pi % 100_000, k * 1000));
-            p.legs.push(PositionLeg { symbol: sym.clone(), quantity: dec("-1") });
+            p.legs.push(PositionLeg {
+                symbol: sym.clone(),
+                quantity: dec("-1"),
+            });
             let mut t = target(key);
             t.limit_price = Some(price);
             t.quantity = Some(one);
-            t.legs.push(TargetLeg { symbol: sym.clone(), side: Side::BuyToClose, quantity: one });
+            t.legs.push(TargetLeg {
+                symbol: sym.clone(),
+                side: Side::BuyToClose,
+                quantity: one,
+            });
             let id = OrderId::new(format!("{:010}", 400_000_000 + n));
             let mut o = order(id.as_str(), p.account.as_str(), "QQQ");
             o.submitted_at = Some(submitted);
@@ -89,8 +103,15 @@ pub fn baseline(local: &LocalSnapshot, broker: &BrokerSnapshot) -> (usize, usize
     let referenced: HashSet<&str> = local
         .positions
         .iter()
-        .flat_map(|p| p.targets.iter().filter_map(|t| t.order_id.as_ref().map(OrderId::as_str)))
+        .flat_map(|p| {
+            p.targets
+                .iter()
+                .filter_map(|t| t.order_id.as_ref().map(OrderId::as_str))
+        })
         .collect();
     let working: HashSet<&str> = broker.orders.iter().map(|o| o.id.as_str()).collect();
-    (referenced.difference(&working).count(), working.difference(&referenced).count())
+    (
+        referenced.difference(&working).count(),
+        working.difference(&referenced).count(),
+    )
 }

@@ -178,7 +178,11 @@ pub fn report_table(r: &Report) -> String {
             .iter()
             .map(|e| {
                 let ids: Vec<String> = e.working_orders.iter().map(ToString::to_string).collect();
-                vec![e.position_id.to_string(), e.account.to_string(), ids.join(", ")]
+                vec![
+                    e.position_id.to_string(),
+                    e.account.to_string(),
+                    ids.join(", "),
+                ]
             })
             .collect(),
     );
@@ -237,7 +241,11 @@ pub fn plan_table(r: &Report, p: &Plan) -> String {
                 risk: Some(k),
             } => Some(vec![
                 position.underlying.clone(),
-                position.legs.first().map(|l| l.quantity.to_string()).unwrap_or_default(),
+                position
+                    .legs
+                    .first()
+                    .map(|l| l.quantity.to_string())
+                    .unwrap_or_default(),
                 k.entry_price.to_string(),
                 k.stop_price.to_string(),
                 k.target_price.to_string(),
@@ -250,7 +258,15 @@ pub fn plan_table(r: &Report, p: &Plan) -> String {
     if !risks.is_empty() {
         let _ = writeln!(out, "\nbackfill risk");
         out.push_str(&table(
-            &["symbol", "shares", "entry", "stop", "target", "risk/share", "total risk"],
+            &[
+                "symbol",
+                "shares",
+                "entry",
+                "stop",
+                "target",
+                "risk/share",
+                "total risk",
+            ],
             risks,
         ));
         out.push('\n');

@@ -5,7 +5,7 @@ use crate::executor::{ApplyOptions, ApplyReport, Reconciler, RunError};
 use crate::plan::{Plan, Policy};
 use crate::ports::{Broker, Store};
 use crate::report::Report;
-use crate::{DiffOptions, LocalSnapshot, BrokerSnapshot};
+use crate::{BrokerSnapshot, DiffOptions, LocalSnapshot};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 

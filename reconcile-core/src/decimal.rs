@@ -30,7 +30,11 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
                 .unwrap_or(t)
                 .split_once('.')
                 .map_or_else(
-                    || t.trim_start_matches(['-', '+']).bytes().all(|b| b.is_ascii_digit()),
+                    || {
+                        t.trim_start_matches(['-', '+'])
+                            .bytes()
+                            .all(|b| b.is_ascii_digit())
+                    },
                     |(i, f)| {
                         !(i.is_empty() && f.is_empty())
                             && i.bytes().all(|b| b.is_ascii_digit())

@@ -139,13 +139,17 @@ impl<'a> Differ<'a> {
                         cur.order = Some(o);
                     }
                 })
-                .or_insert(Seen { order: Some(o), refs: 0 });
+                .or_insert(Seen {
+                    order: Some(o),
+                    refs: 0,
+                });
         }
         let mut positions: Vec<&Position> = local
             .positions
             .iter()
             .filter(|p| {
-                p.state != PositionState::Closed && options.scope.includes(&p.account, &p.underlying)
+                p.state != PositionState::Closed
+                    && options.scope.includes(&p.account, &p.underlying)
             })
             .collect();
         positions.sort_by(|a, b| a.id.cmp(&b.id));
@@ -191,7 +195,10 @@ impl<'a> Differ<'a> {
                     (crate::model::TargetStatus::Active, Some(id)) => {
                         self.orders
                             .entry(id.as_str())
-                            .or_insert(Seen { order: None, refs: 0 })
+                            .or_insert(Seen {
+                                order: None,
+                                refs: 0,
+                            })
                             .refs += 1;
                     }
                     _ => unplaced.push((pi as u32, ti)),
@@ -207,9 +214,11 @@ impl<'a> Differ<'a> {
             let p = self.positions[pi];
             for ti in target_indices(p, idx.as_deref()) {
                 let t = &p.targets[ti as usize];
-                let Some(id) = t.order_id.as_ref().filter(|_| {
-                    t.status == crate::model::TargetStatus::Active
-                }) else {
+                let Some(id) = t
+                    .order_id
+                    .as_ref()
+                    .filter(|_| t.status == crate::model::TargetStatus::Active)
+                else {
                     continue;
                 };
                 let count = self.orders.get(id.as_str()).map_or(1, |e| e.refs);
@@ -303,7 +312,8 @@ impl<'a> Differ<'a> {
                 .and_then(|is| {
                     is.iter()
                         .filter(|i| {
-                            self.within_grace(i.created_at) && !has_working(i.client_order_id.as_str())
+                            self.within_grace(i.created_at)
+                                && !has_working(i.client_order_id.as_str())
                         })
                         .min_by(|a, b| a.client_order_id.cmp(&b.client_order_id))
                 });
@@ -340,7 +350,12 @@ impl<'a> Differ<'a> {
             }
             let working: Vec<&Order> = cid_orders
                 .get(cid)
-                .map(|os| os.iter().copied().filter(|o| o.status.is_working()).collect())
+                .map(|os| {
+                    os.iter()
+                        .copied()
+                        .filter(|o| o.status.is_working())
+                        .collect()
+                })
                 .unwrap_or_default();
             let recent = self.within_grace(i.created_at);
             if working.iter().any(|o| !self.referenced(o.id.as_str())) {
@@ -587,7 +602,10 @@ impl<'a> Differ<'a> {
                 continue;
             }
             sig_targets
-                .entry((p.account.clone(), leg_keys(t.legs.iter().map(target_leg_key))))
+                .entry((
+                    p.account.clone(),
+                    leg_keys(t.legs.iter().map(target_leg_key)),
+                ))
                 .or_default()
                 .push((pi, ti));
         }
@@ -600,7 +618,11 @@ impl<'a> Differ<'a> {
                 }
                 let key = (
                     o.account.clone(),
-                    leg_keys(o.legs.iter().map(|l| (&l.symbol, l.side, l.quantity.normalize()))),
+                    leg_keys(
+                        o.legs
+                            .iter()
+                            .map(|l| (&l.symbol, l.side, l.quantity.normalize())),
+                    ),
                 );
                 if let Some(cands) = sig_targets.get(&key) {
                     for s in cands {
@@ -656,10 +678,12 @@ impl<'a> Differ<'a> {
                 continue;
             }
             let e = held.entry((&bp.account, &bp.symbol)).or_default();
-            *e = e.checked_add(bp.quantity).ok_or_else(|| DiffError::Overflow {
-                account: bp.account.clone(),
-                symbol: bp.symbol.clone(),
-            })?;
+            *e = e
+                .checked_add(bp.quantity)
+                .ok_or_else(|| DiffError::Overflow {
+                    account: bp.account.clone(),
+                    symbol: bp.symbol.clone(),
+                })?;
         }
         Ok(Some(held))
     }
@@ -712,14 +736,18 @@ impl<'a> Differ<'a> {
                 }
             }
         }
-        let held_of = |a: &'a AccountId, s: &'a Symbol| held.get(&(a, s)).copied().unwrap_or_default();
+        let held_of =
+            |a: &'a AccountId, s: &'a Symbol| held.get(&(a, s)).copied().unwrap_or_default();
 
         // Stale positions leave `expected`.
         for (pi, p) in self.positions.iter().enumerate() {
             if p.state != PositionState::Open || p.legs.is_empty() {
                 continue;
             }
-            if p.legs.iter().all(|l| held_of(&p.account, &l.symbol).is_zero()) {
+            if p.legs
+                .iter()
+                .all(|l| held_of(&p.account, &l.symbol).is_zero())
+            {
                 for l in &p.legs {
                     if let Some(e) = expected.get_mut(&(&p.account, &l.symbol)) {
                         *e = e
@@ -727,15 +755,18 @@ impl<'a> Differ<'a> {
                             .ok_or_else(|| overflow(&p.account, &l.symbol))?;
                     }
                 }
-                let mut working_orders: Vec<OrderId> = target_indices(p, target_order[pi].as_deref())
-                    .filter_map(|ti| {
-                        let t = &p.targets[ti as usize];
-                        let id = t.order_id.as_ref()?;
-                        (t.status == crate::model::TargetStatus::Active
-                            && self.order(id.as_str()).is_some_and(|o| o.status.is_working()))
-                        .then(|| id.clone())
-                    })
-                    .collect();
+                let mut working_orders: Vec<OrderId> =
+                    target_indices(p, target_order[pi].as_deref())
+                        .filter_map(|ti| {
+                            let t = &p.targets[ti as usize];
+                            let id = t.order_id.as_ref()?;
+                            (t.status == crate::model::TargetStatus::Active
+                                && self
+                                    .order(id.as_str())
+                                    .is_some_and(|o| o.status.is_working()))
+                            .then(|| id.clone())
+                        })
+                        .collect();
                 working_orders.sort();
                 working_orders.dedup();
                 self.report.stale_positions.push(StalePosition {
@@ -753,7 +784,10 @@ impl<'a> Differ<'a> {
                 continue;
             }
             let filled = p.legs.iter().all(|l| {
-                let e = expected.get(&(&p.account, &l.symbol)).copied().unwrap_or_default();
+                let e = expected
+                    .get(&(&p.account, &l.symbol))
+                    .copied()
+                    .unwrap_or_default();
                 match held_of(&p.account, &l.symbol).checked_sub(e) {
                     Some(excess) => {
                         !l.quantity.is_zero()
@@ -800,7 +834,12 @@ impl<'a> Differ<'a> {
             .positions
             .iter()
             .flatten()
-            .map(|bp| ((&bp.account, &bp.symbol), (bp.average_price, bp.underlying())))
+            .map(|bp| {
+                (
+                    (&bp.account, &bp.symbol),
+                    (bp.average_price, bp.underlying()),
+                )
+            })
             .collect();
         for k in keys {
             let e = expected.get(&k).copied().unwrap_or_default();
@@ -860,14 +899,20 @@ impl<'a> Differ<'a> {
     fn sort(&mut self) {
         let r = &mut self.report;
         let tk = |p: &crate::ids::PositionId, k: &crate::ids::TargetKey| (p.clone(), k.clone());
-        r.matched
-            .sort_by(|a, b| (&a.position_id, &a.target_key).cmp(&(&b.position_id, &b.target_key)));
-        r.drifted
-            .sort_by(|a, b| (&a.position_id, &a.target_key).cmp(&(&b.position_id, &b.target_key)));
-        r.invalid
-            .sort_by(|a, b| (&a.position_id, &a.target_key).cmp(&(&b.position_id, &b.target_key)));
-        r.missing
-            .sort_by(|a, b| (&a.position_id, &a.target_key).cmp(&(&b.position_id, &b.target_key)));
+        // matched, drifted, invalid and missing are built walking positions by id and targets by
+        // key, so they are sorted already; re-sorting a million entries only chases pointers.
+        debug_assert!(r.matched.is_sorted_by(
+            |a, b| (&a.position_id, &a.target_key) <= (&b.position_id, &b.target_key)
+        ));
+        debug_assert!(r.drifted.is_sorted_by(
+            |a, b| (&a.position_id, &a.target_key) <= (&b.position_id, &b.target_key)
+        ));
+        debug_assert!(r.invalid.is_sorted_by(
+            |a, b| (&a.position_id, &a.target_key) <= (&b.position_id, &b.target_key)
+        ));
+        debug_assert!(r.missing.is_sorted_by(
+            |a, b| (&a.position_id, &a.target_key) <= (&b.position_id, &b.target_key)
+        ));
         r.adoptable.sort_by(|a, b| {
             (&a.position_id, &a.target_key, &a.order_id).cmp(&(
                 &b.position_id,
@@ -886,8 +931,10 @@ impl<'a> Differ<'a> {
             (tk(&a.position_id, &a.target_key), &a.client_order_id)
                 .cmp(&(tk(&b.position_id, &b.target_key), &b.client_order_id))
         });
-        r.stale_positions.sort_by(|a, b| a.position_id.cmp(&b.position_id));
-        r.pending_filled.sort_by(|a, b| a.position_id.cmp(&b.position_id));
+        r.stale_positions
+            .sort_by(|a, b| a.position_id.cmp(&b.position_id));
+        r.pending_filled
+            .sort_by(|a, b| a.position_id.cmp(&b.position_id));
         r.untracked_holdings
             .sort_by(|a, b| (&a.symbol, &a.account).cmp(&(&b.symbol, &b.account)));
         r.quantity_mismatches
@@ -950,12 +997,20 @@ fn drift(t: &ProfitTarget, o: &Order) -> Option<(DriftField, Option<String>, Opt
     let show = |d: Option<Decimal>| d.map(|d| d.to_string());
     if let Some(lp) = t.limit_price {
         if o.limit_price != Some(lp) {
-            return Some((DriftField::LimitPrice, Some(lp.to_string()), show(o.limit_price)));
+            return Some((
+                DriftField::LimitPrice,
+                Some(lp.to_string()),
+                show(o.limit_price),
+            ));
         }
     }
     if let Some(sp) = t.stop_price {
         if o.stop_price != Some(sp) {
-            return Some((DriftField::StopPrice, Some(sp.to_string()), show(o.stop_price)));
+            return Some((
+                DriftField::StopPrice,
+                Some(sp.to_string()),
+                show(o.stop_price),
+            ));
         }
     }
     if let Some(q) = t.quantity {
@@ -967,13 +1022,25 @@ fn drift(t: &ProfitTarget, o: &Order) -> Option<(DriftField, Option<String>, Opt
             .filter(|l| l.quantity != q)
             .min_by(|a, b| (&a.symbol, a.side).cmp(&(&b.symbol, b.side)));
         if let Some(l) = first {
-            return Some((DriftField::Quantity, Some(q.to_string()), Some(l.quantity.to_string())));
+            return Some((
+                DriftField::Quantity,
+                Some(q.to_string()),
+                Some(l.quantity.to_string()),
+            ));
         }
     }
     if !t.legs.is_empty() && !same_legs(&t.legs, &o.legs) {
         let want = leg_keys(t.legs.iter().map(target_leg_key));
-        let have = leg_keys(o.legs.iter().map(|l| (&l.symbol, l.side, l.quantity.normalize())));
-        return Some((DriftField::Legs, Some(show_legs(&want)), Some(show_legs(&have))));
+        let have = leg_keys(
+            o.legs
+                .iter()
+                .map(|l| (&l.symbol, l.side, l.quantity.normalize())),
+        );
+        return Some((
+            DriftField::Legs,
+            Some(show_legs(&want)),
+            Some(show_legs(&have)),
+        ));
     }
     None
 }
@@ -985,9 +1052,17 @@ fn same_legs(want: &[TargetLeg], have: &[crate::model::OrderLeg]) -> bool {
         return false;
     }
     want.iter().all(|w| {
-        let eq = |s: &Symbol, side: crate::model::Side, q: Decimal| s == &w.symbol && side == w.side && q == w.quantity;
-        let in_want = want.iter().filter(|x| eq(&x.symbol, x.side, x.quantity)).count();
-        let in_have = have.iter().filter(|x| eq(&x.symbol, x.side, x.quantity)).count();
+        let eq = |s: &Symbol, side: crate::model::Side, q: Decimal| {
+            s == &w.symbol && side == w.side && q == w.quantity
+        };
+        let in_want = want
+            .iter()
+            .filter(|x| eq(&x.symbol, x.side, x.quantity))
+            .count();
+        let in_have = have
+            .iter()
+            .filter(|x| eq(&x.symbol, x.side, x.quantity))
+            .count();
         in_want == in_have
     })
 }

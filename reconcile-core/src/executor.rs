@@ -150,7 +150,13 @@ impl Executor<'_> {
     }
 
     /// Writes the changes with the audit record in one batch.
-    async fn finish(&mut self, pa: &PlannedAction, outcome: Outcome, detail: String, changes: Vec<LocalChange>) {
+    async fn finish(
+        &mut self,
+        pa: &PlannedAction,
+        outcome: Outcome,
+        detail: String,
+        changes: Vec<LocalChange>,
+    ) {
         let (outcome, detail) = if self.options.dry_run {
             (outcome, detail)
         } else {
@@ -160,7 +166,10 @@ impl Executor<'_> {
             };
             match self.store.apply(&batch).await {
                 Ok(()) => (outcome, detail),
-                Err(e) => (Outcome::Failed, format!("{detail}; recording it failed: {e}")),
+                Err(e) => (
+                    Outcome::Failed,
+                    format!("{detail}; recording it failed: {e}"),
+                ),
             }
         };
         self.done.insert(pa.key.clone(), outcome);
@@ -206,7 +215,11 @@ impl Executor<'_> {
                         client_order_id: c.clone(),
                     });
                 }
-                (Outcome::Applied, format!("linked to order {order_id}"), changes)
+                (
+                    Outcome::Applied,
+                    format!("linked to order {order_id}"),
+                    changes,
+                )
             }
             Action::Clear {
                 position_id,
@@ -246,7 +259,11 @@ impl Executor<'_> {
                         format!("order {order_id} {}", o.status.as_str()),
                         clear,
                     ),
-                    Err(e) => (Outcome::Uncertain, format!("could not confirm: {e}"), Vec::new()),
+                    Err(e) => (
+                        Outcome::Uncertain,
+                        format!("could not confirm: {e}"),
+                        Vec::new(),
+                    ),
                 }
             }
             Action::MarkFilled {
@@ -330,8 +347,10 @@ impl Executor<'_> {
                     target_key: target_key.clone(),
                     created_at: self.options.now,
                 };
-                self.journaled(intent, &spec.account, async { self.broker.place(&order).await })
-                    .await
+                self.journaled(intent, &spec.account, async {
+                    self.broker.place(&order).await
+                })
+                .await
             }
         }
     }
@@ -354,12 +373,20 @@ impl Executor<'_> {
                     Vec::new(),
                 );
             }
-            Err(e) => return (Outcome::Uncertain, format!("could not confirm: {e}"), Vec::new()),
+            Err(e) => {
+                return (
+                    Outcome::Uncertain,
+                    format!("could not confirm: {e}"),
+                    Vec::new(),
+                );
+            }
         }
         match self.broker.cancel(account, order_id).await {
-            Ok(CancelOutcome::Requested) => {
-                (Outcome::Applied, format!("cancel of {order_id} requested"), Vec::new())
-            }
+            Ok(CancelOutcome::Requested) => (
+                Outcome::Applied,
+                format!("cancel of {order_id} requested"),
+                Vec::new(),
+            ),
             Ok(CancelOutcome::AlreadyDone) | Err(BrokerError::NotFound { .. }) => (
                 Outcome::AlreadyDone,
                 format!("order {order_id} had already finished"),
@@ -385,7 +412,11 @@ impl Executor<'_> {
             audit: Vec::new(),
         };
         if let Err(e) = self.store.apply(&put).await {
-            return (Outcome::Failed, format!("writing the intent failed: {e}"), Vec::new());
+            return (
+                Outcome::Failed,
+                format!("writing the intent failed: {e}"),
+                Vec::new(),
+            );
         }
         let cid = &intent.client_order_id;
         let linked = |o: &Order, how: &str| -> Step {
@@ -576,7 +607,10 @@ impl<'a> Reconciler<'a> {
     ///
     /// # Errors
     /// [`RunError`] if either read fails; nothing is taken as empty.
-    pub async fn read(&self, now: DateTime<Utc>) -> Result<(LocalSnapshot, BrokerSnapshot), RunError> {
+    pub async fn read(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(LocalSnapshot, BrokerSnapshot), RunError> {
         let local = self.store.load(&self.options.scope, now).await?;
         let oldest = local
             .positions
@@ -625,13 +659,21 @@ impl<'a> Reconciler<'a> {
     ///
     /// # Errors
     /// [`RunError`] if a lock is held elsewhere or a read fails; action failures are results.
-    pub async fn apply(&self, approved: &Plan, options: &ApplyOptions) -> Result<ApplyReport, RunError> {
+    pub async fn apply(
+        &self,
+        approved: &Plan,
+        options: &ApplyOptions,
+    ) -> Result<ApplyReport, RunError> {
         let accounts = self.accounts().await?;
         let holder = options.run_id.as_str();
         let mut held = Vec::new();
         if !options.dry_run {
             for a in &accounts {
-                match self.store.acquire_lock(a, holder, options.now, self.lease).await {
+                match self
+                    .store
+                    .acquire_lock(a, holder, options.now, self.lease)
+                    .await
+                {
                     Ok(Some(_)) => held.push(a.clone()),
                     Ok(None) => {
                         self.release(&held, holder).await;
@@ -661,7 +703,11 @@ impl<'a> Reconciler<'a> {
         }
     }
 
-    async fn apply_locked(&self, approved: &Plan, options: &ApplyOptions) -> Result<ApplyReport, RunError> {
+    async fn apply_locked(
+        &self,
+        approved: &Plan,
+        options: &ApplyOptions,
+    ) -> Result<ApplyReport, RunError> {
         let (local, broker) = self.read(options.now).await?;
         let mut diff_options = self.options.clone();
         diff_options.now = Some(options.now);

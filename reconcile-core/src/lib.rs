@@ -24,7 +24,10 @@
 //! let plan = plan(&report, &Policy { clear_invalid: true, ..Policy::report_only() });
 //! assert_eq!(plan.actions[0].key, "clear:45:call_spread:412345678");
 //! ```
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod decimal;
 pub mod diff;

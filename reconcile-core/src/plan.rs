@@ -248,23 +248,46 @@ impl Action {
     /// The stable idempotency key of this action.
     pub fn key(&self) -> String {
         match self {
-            Self::Link { position_id, target_key, order_id, .. } => {
+            Self::Link {
+                position_id,
+                target_key,
+                order_id,
+                ..
+            } => {
                 format!("link:{position_id}:{target_key}:{order_id}")
             }
-            Self::Clear { position_id, target_key, order_id, .. } => {
+            Self::Clear {
+                position_id,
+                target_key,
+                order_id,
+                ..
+            } => {
                 format!("clear:{position_id}:{target_key}:{order_id}")
             }
-            Self::MarkFilled { position_id, target_key, order_id } => {
+            Self::MarkFilled {
+                position_id,
+                target_key,
+                order_id,
+            } => {
                 format!("mark_filled:{position_id}:{target_key}:{order_id}")
             }
             Self::Promote { position_id } => format!("promote:{position_id}"),
             Self::CloseLocal { position_id } => format!("close_local:{position_id}"),
             Self::DropIntent { client_order_id } => format!("drop_intent:{client_order_id}"),
             Self::Cancel { account, order_id } => format!("cancel:{account}:{order_id}"),
-            Self::Replace { position_id, target_key, order_id, .. } => {
+            Self::Replace {
+                position_id,
+                target_key,
+                order_id,
+                ..
+            } => {
                 format!("replace:{position_id}:{target_key}:{order_id}")
             }
-            Self::PlaceTarget { position_id, target_key, .. } => {
+            Self::PlaceTarget {
+                position_id,
+                target_key,
+                ..
+            } => {
                 format!("place:{position_id}:{target_key}")
             }
             Self::Backfill { position, .. } => format!("backfill:{}", position.id),
@@ -289,7 +312,10 @@ impl Action {
 
     /// Whether the action removes something that cannot be put back as it was.
     pub fn is_destructive(&self) -> bool {
-        matches!(self, Self::Cancel { .. } | Self::Replace { .. } | Self::Clear { .. })
+        matches!(
+            self,
+            Self::Cancel { .. } | Self::Replace { .. } | Self::Clear { .. }
+        )
     }
 
     /// Whether the action sends an order or a cancel to the broker.
@@ -419,7 +445,13 @@ impl<'a> Planner<'a> {
         });
     }
 
-    fn place(&mut self, position_id: &PositionId, target_key: &TargetKey, spec: &OrderSpec, after: Option<String>) {
+    fn place(
+        &mut self,
+        position_id: &PositionId,
+        target_key: &TargetKey,
+        spec: &OrderSpec,
+        after: Option<String>,
+    ) {
         let subject = format!("place:{position_id}:{target_key}");
         if !self.policy.create_missing {
             return;
@@ -587,7 +619,10 @@ impl<'a> Planner<'a> {
             }
             let subject = format!("replace:{}:{}:{}", d.position_id, d.target_key, d.order_id);
             if d.field == crate::report::DriftField::Legs {
-                self.skip(subject, "legs differ, and a replace cannot change legs: needs a human");
+                self.skip(
+                    subject,
+                    "legs differ, and a replace cannot change legs: needs a human",
+                );
                 continue;
             }
             Self::push(
@@ -637,13 +672,19 @@ impl<'a> Planner<'a> {
         for c in &r.conflicts {
             self.skip(
                 format!("conflict:{}", c.order_id),
-                format!("order referenced by {} targets: needs a human", c.targets.len()),
+                format!(
+                    "order referenced by {} targets: needs a human",
+                    c.targets.len()
+                ),
             );
         }
         for q in &r.quantity_mismatches {
             self.skip(
                 format!("quantity:{}:{}", q.account, q.symbol),
-                format!("expected {}, broker holds {}: report only", q.expected, q.actual),
+                format!(
+                    "expected {}, broker holds {}: report only",
+                    q.expected, q.actual
+                ),
             );
         }
 
@@ -761,7 +802,9 @@ impl<'a> Planner<'a> {
                 "the local records are empty while the broker has {} working orders in scope: probably a broken read; nothing destructive or new runs (override with force)",
                 scanned.working_orders
             ))
-        } else if scanned.working_orders > 0 && self.report.orphaned.len() * 2 > scanned.working_orders {
+        } else if scanned.working_orders > 0
+            && self.report.orphaned.len() * 2 > scanned.working_orders
+        {
             Some(format!(
                 "{} of {} working orders in scope look orphaned: probably a broken read; nothing destructive or new runs (override with force)",
                 self.report.orphaned.len(),
@@ -771,7 +814,8 @@ impl<'a> Planner<'a> {
             None
         };
         if let Some(reason) = broken_read {
-            if !p.force && !(self.destructive.is_empty() && self.placements.is_empty()) {
+            let nothing_to_refuse = self.destructive.is_empty() && self.placements.is_empty();
+            if !p.force && !nothing_to_refuse {
                 self.refuse_all(&reason);
                 return;
             }
@@ -794,7 +838,11 @@ impl<'a> Planner<'a> {
             // Placements that waited on a dropped clear go too.
             let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut self.placements)
                 .into_iter()
-                .partition(|a| a.depends_on.as_ref().is_none_or(|d| !dropped_keys.contains(d)));
+                .partition(|a| {
+                    a.depends_on
+                        .as_ref()
+                        .is_none_or(|d| !dropped_keys.contains(d))
+                });
             self.placements = keep;
             for a in gone {
                 self.skip(a.key, "depends on a dropped destructive action");
@@ -827,7 +875,12 @@ impl<'a> Planner<'a> {
 
 /// Stop and target prices and risk for a backfilled holding, rounded to the cent (half away from
 /// zero). `None` on overflow.
-pub fn bracket(entry: Decimal, quantity: Decimal, long: bool, policy: &BracketPolicy) -> Option<Risk> {
+pub fn bracket(
+    entry: Decimal,
+    quantity: Decimal,
+    long: bool,
+    policy: &BracketPolicy,
+) -> Option<Risk> {
     let hundred = Decimal::ONE_HUNDRED;
     let pct = |p: Decimal| p.checked_div(hundred);
     let sl = pct(policy.stop_loss_pct)?;
@@ -862,7 +915,9 @@ pub fn placeable(spec: &OrderSpec) -> Result<(), String> {
         return Err("the target has no limit or stop price".to_owned());
     }
     let Some(held) = &spec.held else {
-        return Err("broker holdings are unknown: a closing order is never placed blind".to_owned());
+        return Err(
+            "broker holdings are unknown: a closing order is never placed blind".to_owned(),
+        );
     };
     for leg in &spec.legs {
         let h = held
@@ -873,7 +928,10 @@ pub fn placeable(spec: &OrderSpec) -> Result<(), String> {
             Side::BuyToClose | Side::Buy => h.is_sign_negative() && h.abs() >= leg.quantity,
             Side::SellToClose | Side::Sell => h.is_sign_positive() && h >= leg.quantity,
             Side::BuyToOpen | Side::SellToOpen => {
-                return Err(format!("leg {} opens a position; targets only close", leg.symbol));
+                return Err(format!(
+                    "leg {} opens a position; targets only close",
+                    leg.symbol
+                ));
             }
         };
         if !closes || h.is_zero() {

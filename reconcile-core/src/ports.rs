@@ -206,7 +206,8 @@ pub trait Broker: Send + Sync {
     ///
     /// # Errors
     /// Any [`BrokerError`]; `NotFound` when the broker has no such order.
-    async fn cancel(&self, account: &AccountId, id: &OrderId) -> Result<CancelOutcome, BrokerError>;
+    async fn cancel(&self, account: &AccountId, id: &OrderId)
+    -> Result<CancelOutcome, BrokerError>;
 
     /// Places an order. Not idempotent and never retried blindly by adapters: after an
     /// uncertain error, look the client order id up.

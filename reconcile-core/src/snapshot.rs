@@ -296,7 +296,10 @@ mod tests {
         let s = LocalSnapshot::from_json(LOCAL).unwrap();
         let t = &s.positions[0].targets[0];
         assert_eq!(t.limit_price.unwrap().to_string(), "0.6");
-        assert_eq!(s.positions[0].legs[0].symbol.as_str(), "QQQ   251219C00640000");
+        assert_eq!(
+            s.positions[0].legs[0].symbol.as_str(),
+            "QQQ   251219C00640000"
+        );
         let written = s.to_json();
         assert!(written.contains("\"limit_price\": \"0.6\""), "{written}");
         assert_eq!(LocalSnapshot::from_json(&written).unwrap(), s);
@@ -311,7 +314,10 @@ mod tests {
         let e = BrokerSnapshot::from_json(text).unwrap_err();
         assert_eq!(e.path, "orders[0].legs[0].quantity");
         assert_eq!(e.message, "not a decimal: \"abc\"");
-        assert!(e.to_string().starts_with("orders[0].legs[0].quantity: not a decimal: \"abc\""));
+        assert!(
+            e.to_string()
+                .starts_with("orders[0].legs[0].quantity: not a decimal: \"abc\"")
+        );
     }
 
     #[test]
@@ -325,10 +331,16 @@ mod tests {
 
     #[test]
     fn wrong_format_tag_and_missing_arrays_are_errors() {
-        let e = LocalSnapshot::from_json(r#"{"format": "reconcile.local/v2", "as_of": "2025-11-07T15:00:00Z", "positions": []}"#).unwrap_err();
+        let e = LocalSnapshot::from_json(
+            r#"{"format": "reconcile.local/v2", "as_of": "2025-11-07T15:00:00Z", "positions": []}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.path, "format");
         assert!(e.message.contains("expected \"reconcile.local/v1\""));
-        let e = BrokerSnapshot::from_json(r#"{"format": "reconcile.broker/v1", "as_of": "2025-11-07T15:00:00Z"}"#).unwrap_err();
+        let e = BrokerSnapshot::from_json(
+            r#"{"format": "reconcile.broker/v1", "as_of": "2025-11-07T15:00:00Z"}"#,
+        )
+        .unwrap_err();
         assert!(e.message.contains("missing field `orders`"), "{e}");
         let e = LocalSnapshot::from_json("{\"format\": ").unwrap_err();
         assert!(e.line.is_some());
@@ -336,7 +348,10 @@ mod tests {
 
     #[test]
     fn absent_or_null_positions_mean_unknown_not_flat() {
-        let absent = BrokerSnapshot::from_json(r#"{"format": "reconcile.broker/v1", "as_of": "2025-11-07T15:00:00Z", "orders": []}"#).unwrap();
+        let absent = BrokerSnapshot::from_json(
+            r#"{"format": "reconcile.broker/v1", "as_of": "2025-11-07T15:00:00Z", "orders": []}"#,
+        )
+        .unwrap();
         assert_eq!(absent.positions, None);
         let null = BrokerSnapshot::from_json(r#"{"format": "reconcile.broker/v1", "as_of": "2025-11-07T15:00:00Z", "orders": [], "positions": null}"#).unwrap();
         assert_eq!(null.positions, None);
@@ -350,7 +365,10 @@ mod tests {
           "positions": [{"id": "1", "account": "A", "underlying": "Q", "state": "open"},
                         {"id": "1", "account": "A", "underlying": "Q", "state": "open"}]}"#;
         let e = LocalSnapshot::from_json(text).unwrap_err();
-        assert_eq!(e.to_string(), "positions[1].id: duplicate position id \"1\"");
+        assert_eq!(
+            e.to_string(),
+            "positions[1].id: duplicate position id \"1\""
+        );
         let text = r#"{"format": "reconcile.local/v1", "as_of": "2025-11-07T15:00:00Z",
           "positions": [{"id": "1", "account": "A", "underlying": "Q", "state": "sideways"}]}"#;
         let e = LocalSnapshot::from_json(text).unwrap_err();

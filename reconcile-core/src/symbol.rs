@@ -114,7 +114,10 @@ mod tests {
 
     #[test]
     fn single_space_scraped_form_is_canonicalized() {
-        assert_eq!(Symbol::new("SPY 260804C00500000").as_str(), "SPY   260804C00500000");
+        assert_eq!(
+            Symbol::new("SPY 260804C00500000").as_str(),
+            "SPY   260804C00500000"
+        );
         assert_eq!(Symbol::new("SPXW  220520C04025000").underlying(), "SPXW");
     }
 
@@ -125,6 +128,9 @@ mod tests {
         assert_eq!(Symbol::new("BRK/A").as_str(), "BRK/A");
         assert_eq!(Symbol::new("/ESZ2").as_str(), "/ESZ2");
         // Too long a root is not OCC.
-        assert_eq!(Symbol::new("ABCDEFG251219C00640000").as_str(), "ABCDEFG251219C00640000");
+        assert_eq!(
+            Symbol::new("ABCDEFG251219C00640000").as_str(),
+            "ABCDEFG251219C00640000"
+        );
     }
 }

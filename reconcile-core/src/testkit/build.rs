@@ -235,7 +235,11 @@ pub fn local(as_of: &str, positions: Vec<Position>, intents: Vec<Intent>) -> Loc
 }
 
 /// A broker snapshot; `positions: None` means holdings unknown.
-pub fn broker(as_of: &str, orders: Vec<Order>, positions: Option<Vec<BrokerPosition>>) -> BrokerSnapshot {
+pub fn broker(
+    as_of: &str,
+    orders: Vec<Order>,
+    positions: Option<Vec<BrokerPosition>>,
+) -> BrokerSnapshot {
     let mut s = BrokerSnapshot::new(at(as_of));
     s.orders = orders;
     s.positions = positions;

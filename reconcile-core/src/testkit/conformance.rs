@@ -41,9 +41,16 @@ fn condor(id: &str, account: &str, underlying: &str) -> crate::model::Position {
 pub async fn positions_round_trip_exactly(store: &dyn Store) {
     let p = condor("45", "5WT00001", "QQQ");
     store.apply(&batch(vec![insert(p.clone())])).await.unwrap();
-    let snap = store.load(&Scope::all(), at("2025-11-07T15:00:00Z")).await.unwrap();
+    let snap = store
+        .load(&Scope::all(), at("2025-11-07T15:00:00Z"))
+        .await
+        .unwrap();
     assert_eq!(snap.as_of, at("2025-11-07T15:00:00Z"));
-    let got = snap.positions.iter().find(|x| x.id == p.id).expect("the position");
+    let got = snap
+        .positions
+        .iter()
+        .find(|x| x.id == p.id)
+        .expect("the position");
     let mut want = p.clone();
     want.targets.sort_by(|a, b| a.key.cmp(&b.key));
     let mut got = got.clone();
@@ -63,19 +70,33 @@ pub async fn load_honours_scope(store: &dyn Store) {
         .await
         .unwrap();
     let now = at("2025-11-07T15:00:00Z");
-    let ids = |s: crate::LocalSnapshot| s.positions.into_iter().map(|p| p.id.to_string()).collect::<Vec<_>>();
+    let ids = |s: crate::LocalSnapshot| {
+        s.positions
+            .into_iter()
+            .map(|p| p.id.to_string())
+            .collect::<Vec<_>>()
+    };
     let mut all = ids(store.load(&Scope::all(), now).await.unwrap());
     all.sort();
     assert_eq!(all, ["1", "2", "3"]);
-    let a = ids(store.load(&Scope::all().with_account("A"), now).await.unwrap());
+    let a = ids(store
+        .load(&Scope::all().with_account("A"), now)
+        .await
+        .unwrap());
     assert_eq!(a.len(), 2);
-    let spy = ids(store.load(&Scope::all().with_underlying("SPY"), now).await.unwrap());
+    let spy = ids(store
+        .load(&Scope::all().with_underlying("SPY"), now)
+        .await
+        .unwrap());
     assert_eq!(spy, ["3"]);
 }
 
 /// Link, clear, status and error changes land on the right target.
 pub async fn target_changes_apply(store: &dyn Store) {
-    store.apply(&batch(vec![insert(condor("45", "A", "QQQ"))])).await.unwrap();
+    store
+        .apply(&batch(vec![insert(condor("45", "A", "QQQ"))]))
+        .await
+        .unwrap();
     store
         .apply(&batch(vec![
             LocalChange::LinkTarget {
@@ -93,18 +114,39 @@ pub async fn target_changes_apply(store: &dyn Store) {
         ]))
         .await
         .unwrap();
-    let snap = store.load(&Scope::all(), at("2025-11-07T15:01:00Z")).await.unwrap();
+    let snap = store
+        .load(&Scope::all(), at("2025-11-07T15:01:00Z"))
+        .await
+        .unwrap();
     let p = &snap.positions[0];
-    let put = p.targets.iter().find(|t| t.key.as_str() == "put_spread_1").unwrap();
+    let put = p
+        .targets
+        .iter()
+        .find(|t| t.key.as_str() == "put_spread_1")
+        .unwrap();
     assert_eq!(put.status, TargetStatus::Active);
     assert_eq!(put.order_id.as_ref().map(|o| o.as_str()), Some("900"));
-    assert_eq!(put.client_order_id.as_ref().map(|o| o.as_str()), Some("rc-1"));
+    assert_eq!(
+        put.client_order_id.as_ref().map(|o| o.as_str()),
+        Some("rc-1")
+    );
     assert_eq!(put.placed_at, Some(at("2025-11-07T15:00:00Z")));
-    let call = p.targets.iter().find(|t| t.key.as_str() == "call_spread").unwrap();
+    let call = p
+        .targets
+        .iter()
+        .find(|t| t.key.as_str() == "call_spread")
+        .unwrap();
     assert_eq!(call.status, TargetStatus::Unplaced);
     assert_eq!(call.order_id, None);
-    assert_eq!(call.last_error.as_deref(), Some("order 412345678 cancelled"));
-    assert_eq!(call.limit_price, Some(dec("0.60")), "expectations survive a clear");
+    assert_eq!(
+        call.last_error.as_deref(),
+        Some("order 412345678 cancelled")
+    );
+    assert_eq!(
+        call.limit_price,
+        Some(dec("0.60")),
+        "expectations survive a clear"
+    );
 
     store
         .apply(&batch(vec![
@@ -126,19 +168,33 @@ pub async fn target_changes_apply(store: &dyn Store) {
         ]))
         .await
         .unwrap();
-    let snap = store.load(&Scope::all(), at("2025-11-07T15:03:00Z")).await.unwrap();
+    let snap = store
+        .load(&Scope::all(), at("2025-11-07T15:03:00Z"))
+        .await
+        .unwrap();
     let p = &snap.positions[0];
     assert_eq!(p.state, PositionState::Closing);
-    let call = p.targets.iter().find(|t| t.key.as_str() == "call_spread").unwrap();
+    let call = p
+        .targets
+        .iter()
+        .find(|t| t.key.as_str() == "call_spread")
+        .unwrap();
     assert_eq!(call.last_attempt, Some(at("2025-11-07T15:02:00Z")));
     assert_eq!(call.last_error.as_deref(), Some("rejected: no position"));
-    let put = p.targets.iter().find(|t| t.key.as_str() == "put_spread_1").unwrap();
+    let put = p
+        .targets
+        .iter()
+        .find(|t| t.key.as_str() == "put_spread_1")
+        .unwrap();
     assert_eq!(put.status, TargetStatus::Filled);
 }
 
 /// A batch whose last change fails writes nothing, not even its audit records.
 pub async fn batch_is_all_or_nothing(store: &dyn Store) {
-    store.apply(&batch(vec![insert(condor("45", "A", "QQQ"))])).await.unwrap();
+    store
+        .apply(&batch(vec![insert(condor("45", "A", "QQQ"))]))
+        .await
+        .unwrap();
     let bad = ChangeBatch {
         changes: vec![
             LocalChange::SetPositionState {
@@ -158,7 +214,10 @@ pub async fn batch_is_all_or_nothing(store: &dyn Store) {
     };
     let err = store.apply(&bad).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
-    let snap = store.load(&Scope::all(), at("2025-11-07T15:01:00Z")).await.unwrap();
+    let snap = store
+        .load(&Scope::all(), at("2025-11-07T15:01:00Z"))
+        .await
+        .unwrap();
     assert_eq!(snap.positions[0].state, PositionState::Open);
     assert!(snap.intents.is_empty());
     assert!(store.audit_log(None).await.unwrap().is_empty());
@@ -167,7 +226,10 @@ pub async fn batch_is_all_or_nothing(store: &dyn Store) {
         target_key: "no_such_key".into(),
         status: TargetStatus::Filled,
     }]);
-    assert!(matches!(store.apply(&missing_target).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.apply(&missing_target).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 /// Inserting a position twice and putting or dropping an intent twice are harmless.
@@ -176,11 +238,17 @@ pub async fn writes_are_idempotent(store: &dyn Store) {
     let i = intent("rc-1", "45", "put_spread_1", "2025-11-07T15:00:00Z");
     for _ in 0..2 {
         store
-            .apply(&batch(vec![insert(p.clone()), LocalChange::PutIntent { intent: i.clone() }]))
+            .apply(&batch(vec![
+                insert(p.clone()),
+                LocalChange::PutIntent { intent: i.clone() },
+            ]))
             .await
             .unwrap();
     }
-    let snap = store.load(&Scope::all(), at("2025-11-07T15:01:00Z")).await.unwrap();
+    let snap = store
+        .load(&Scope::all(), at("2025-11-07T15:01:00Z"))
+        .await
+        .unwrap();
     assert_eq!(snap.positions.len(), 1);
     assert_eq!(snap.intents, vec![i.clone()]);
     for _ in 0..2 {
@@ -191,7 +259,10 @@ pub async fn writes_are_idempotent(store: &dyn Store) {
             .await
             .unwrap();
     }
-    let snap = store.load(&Scope::all(), at("2025-11-07T15:01:00Z")).await.unwrap();
+    let snap = store
+        .load(&Scope::all(), at("2025-11-07T15:01:00Z"))
+        .await
+        .unwrap();
     assert!(snap.intents.is_empty());
 }
 
@@ -214,7 +285,11 @@ pub async fn intents_follow_their_position_scope(store: &dyn Store) {
         .load(&Scope::all().with_account("A"), at("2025-11-07T15:01:00Z"))
         .await
         .unwrap();
-    let cids: Vec<_> = snap.intents.iter().map(|i| i.client_order_id.to_string()).collect();
+    let cids: Vec<_> = snap
+        .intents
+        .iter()
+        .map(|i| i.client_order_id.to_string())
+        .collect();
     assert_eq!(cids, ["rc-a"]);
 }
 
@@ -239,10 +314,19 @@ pub async fn audit_log_keeps_order_and_filters_by_run(store: &dyn Store) {
             .await
             .unwrap();
     }
-    let all: Vec<_> = store.audit_log(None).await.unwrap().into_iter().map(|a| a.action_key).collect();
+    let all: Vec<_> = store
+        .audit_log(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action_key)
+        .collect();
     assert_eq!(all, ["a", "b", "c"]);
     let r1 = store.audit_log(Some(RunId::new("r1"))).await.unwrap();
-    assert_eq!(r1.iter().map(|a| a.action_key.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+    assert_eq!(
+        r1.iter().map(|a| a.action_key.as_str()).collect::<Vec<_>>(),
+        ["a", "c"]
+    );
     assert_eq!(r1[0], audit_record("r1", "a"));
 }
 
@@ -251,18 +335,60 @@ pub async fn run_lock_excludes_until_expiry(store: &dyn Store) {
     let a = AccountId::new("5WT00001");
     let t0 = at("2025-11-07T15:00:00Z");
     let lease = TimeDelta::minutes(10);
-    let l = store.acquire_lock(&a, "run-1", t0, lease).await.unwrap().expect("free lock");
+    let l = store
+        .acquire_lock(&a, "run-1", t0, lease)
+        .await
+        .unwrap()
+        .expect("free lock");
     assert_eq!(l.expires_at, t0 + lease);
-    assert!(store.acquire_lock(&a, "run-2", t0 + TimeDelta::minutes(5), lease).await.unwrap().is_none());
-    assert!(store.acquire_lock(&a, "run-1", t0 + TimeDelta::minutes(5), lease).await.unwrap().is_some(), "renewal");
-    assert!(store.acquire_lock(&AccountId::new("other"), "run-2", t0, lease).await.unwrap().is_some(), "locks are per account");
+    assert!(
+        store
+            .acquire_lock(&a, "run-2", t0 + TimeDelta::minutes(5), lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .acquire_lock(&a, "run-1", t0 + TimeDelta::minutes(5), lease)
+            .await
+            .unwrap()
+            .is_some(),
+        "renewal"
+    );
+    assert!(
+        store
+            .acquire_lock(&AccountId::new("other"), "run-2", t0, lease)
+            .await
+            .unwrap()
+            .is_some(),
+        "locks are per account"
+    );
     // A crashed holder does not block forever.
-    assert!(store.acquire_lock(&a, "run-2", t0 + TimeDelta::minutes(16), lease).await.unwrap().is_some());
+    assert!(
+        store
+            .acquire_lock(&a, "run-2", t0 + TimeDelta::minutes(16), lease)
+            .await
+            .unwrap()
+            .is_some()
+    );
     // Releasing someone else's lock does nothing.
     store.release_lock(&a, "run-1").await.unwrap();
-    assert!(store.acquire_lock(&a, "run-3", t0 + TimeDelta::minutes(17), lease).await.unwrap().is_none());
+    assert!(
+        store
+            .acquire_lock(&a, "run-3", t0 + TimeDelta::minutes(17), lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
     store.release_lock(&a, "run-2").await.unwrap();
-    assert!(store.acquire_lock(&a, "run-3", t0 + TimeDelta::minutes(17), lease).await.unwrap().is_some());
+    assert!(
+        store
+            .acquire_lock(&a, "run-3", t0 + TimeDelta::minutes(17), lease)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 /// Stamps one `#[tokio::test]` per conformance function. `$make` is an async function that

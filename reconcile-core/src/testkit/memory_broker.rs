@@ -252,12 +252,18 @@ impl Broker for InMemoryBroker {
         let s = lock(&self.state);
         Ok(s.orders
             .values()
-            .filter(|o| &o.account == account && o.client_order_id.as_ref() == Some(client_order_id))
+            .filter(|o| {
+                &o.account == account && o.client_order_id.as_ref() == Some(client_order_id)
+            })
             .max_by(|a, b| a.submitted_at.cmp(&b.submitted_at))
             .cloned())
     }
 
-    async fn cancel(&self, account: &AccountId, id: &OrderId) -> Result<CancelOutcome, BrokerError> {
+    async fn cancel(
+        &self,
+        account: &AccountId,
+        id: &OrderId,
+    ) -> Result<CancelOutcome, BrokerError> {
         let fault = self.enter(Call::Cancel);
         if let Some(Fault::Fail(e)) = fault {
             return Err(e);

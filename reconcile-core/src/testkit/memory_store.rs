@@ -53,7 +53,9 @@ impl InMemoryStore {
                 st.records.positions.insert(p.id.clone(), p.clone());
             }
             for i in &snapshot.intents {
-                st.records.intents.insert(i.client_order_id.clone(), i.clone());
+                st.records
+                    .intents
+                    .insert(i.client_order_id.clone(), i.clone());
             }
         }
         s

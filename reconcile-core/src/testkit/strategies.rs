@@ -112,7 +112,11 @@ const PRICES: [&str; 3] = ["0.60", "0.55", "1.25"];
 
 fn sym(underlying: &str, pos: usize, leg: usize) -> String {
     let strike = 100 + pos * 10 + leg;
-    format!("{underlying:<6}2512{:02}C{:08}", (pos % 28) + 1, strike * 1000)
+    format!(
+        "{underlying:<6}2512{:02}C{:08}",
+        (pos % 28) + 1,
+        strike * 1000
+    )
 }
 
 /// A realistic (local, broker) pair, holdings known in most cases.
@@ -123,10 +127,17 @@ pub fn snapshot_pair() -> impl Strategy<Value = (LocalSnapshot, BrokerSnapshot)>
         0usize..2,
         prop::bool::weighted(0.9),
     )
-        .prop_map(|(plans, orphans, untracked, holdings_known)| build_pair(&plans, orphans, untracked, holdings_known))
+        .prop_map(|(plans, orphans, untracked, holdings_known)| {
+            build_pair(&plans, orphans, untracked, holdings_known)
+        })
 }
 
-fn build_pair(plans: &[PosPlan], orphans: usize, untracked: usize, holdings_known: bool) -> (LocalSnapshot, BrokerSnapshot) {
+fn build_pair(
+    plans: &[PosPlan],
+    orphans: usize,
+    untracked: usize,
+    holdings_known: bool,
+) -> (LocalSnapshot, BrokerSnapshot) {
     let as_of = at(AS_OF);
     let long_ago = (as_of - TimeDelta::hours(3)).to_rfc3339();
     let recently = (as_of - TimeDelta::seconds(10)).to_rfc3339();
@@ -200,7 +211,12 @@ fn build_pair(plans: &[PosPlan], orphans: usize, untracked: usize, holdings_know
                 Fate::UnplacedWithOrder => orders.push(o),
                 Fate::Intent { recent, sent } => {
                     let cid = format!("rc-gen-{pi}-{ti}");
-                    intents.push(intent(&cid, &pid, KEYS[ti], if recent { &recently } else { &long_ago }));
+                    intents.push(intent(
+                        &cid,
+                        &pid,
+                        KEYS[ti],
+                        if recent { &recently } else { &long_ago },
+                    ));
                     if sent {
                         o.client_order_id = Some(cid.as_str().into());
                         o.submitted_at = Some(at(&recently));

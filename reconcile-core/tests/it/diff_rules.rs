@@ -37,7 +37,11 @@ fn condor(id: &str) -> reconcile_core::Position {
 
 #[test]
 fn working_referenced_order_is_matched() {
-    let l = local(NOW, vec![condor("12").target(spread_target("call_spread").active("1"))], vec![]);
+    let l = local(
+        NOW,
+        vec![condor("12").target(spread_target("call_spread").active("1"))],
+        vec![],
+    );
     let b = broker(NOW, vec![spread_order("1")], None);
     let r = run(&l, &b);
     assert_eq!(r.summary.matched, 1);
@@ -48,8 +52,16 @@ fn working_referenced_order_is_matched() {
 #[test]
 fn pending_order_is_working_not_missing() {
     // The seed's LIVE vs RECEIVED bug: a Received order is working.
-    let l = local(NOW, vec![condor("12").target(spread_target("call_spread").active("1"))], vec![]);
-    let b = broker(NOW, vec![spread_order("1").status(OrderStatus::Pending)], None);
+    let l = local(
+        NOW,
+        vec![condor("12").target(spread_target("call_spread").active("1"))],
+        vec![],
+    );
+    let b = broker(
+        NOW,
+        vec![spread_order("1").status(OrderStatus::Pending)],
+        None,
+    );
     let r = run(&l, &b);
     assert_eq!(r.summary.matched, 1);
     assert_eq!(r.summary.invalid, 0);
@@ -57,7 +69,11 @@ fn pending_order_is_working_not_missing() {
 
 #[test]
 fn price_drift_compares_numerically_and_reports_first_field() {
-    let l = local(NOW, vec![condor("12").target(spread_target("call_spread").active("1"))], vec![]);
+    let l = local(
+        NOW,
+        vec![condor("12").target(spread_target("call_spread").active("1"))],
+        vec![],
+    );
     let same = broker(NOW, vec![spread_order("1").limit("0.6")], None);
     assert_eq!(run(&l, &same).summary.matched, 1, "0.6 = 0.60");
     let mut o = spread_order("1").limit("0.75");
@@ -72,7 +88,11 @@ fn price_drift_compares_numerically_and_reports_first_field() {
 
 #[test]
 fn quantity_then_legs_drift() {
-    let l = local(NOW, vec![condor("12").target(spread_target("call_spread").active("1"))], vec![]);
+    let l = local(
+        NOW,
+        vec![condor("12").target(spread_target("call_spread").active("1"))],
+        vec![],
+    );
     let mut o = spread_order("1");
     o.legs[1].quantity = dec("2");
     let r = run(&l, &broker(NOW, vec![o], None));
@@ -87,14 +107,21 @@ fn quantity_then_legs_drift() {
 
 #[test]
 fn cancelled_by_hand_is_invalid() {
-    let l = local(NOW, vec![condor("12").target(spread_target("call_spread").active("1"))], vec![]);
+    let l = local(
+        NOW,
+        vec![condor("12").target(spread_target("call_spread").active("1"))],
+        vec![],
+    );
     for (status, reason) in [
         (OrderStatus::Cancelled, InvalidReason::Cancelled),
         (OrderStatus::Filled, InvalidReason::Filled),
         (OrderStatus::Expired, InvalidReason::Expired),
         (OrderStatus::Rejected, InvalidReason::Rejected),
     ] {
-        let r = run(&l, &broker(NOW, vec![spread_order("1").status(status)], None));
+        let r = run(
+            &l,
+            &broker(NOW, vec![spread_order("1").status(status)], None),
+        );
         assert_eq!(r.invalid.len(), 1, "{status:?}");
         assert_eq!(r.invalid[0].reason, reason);
     }
@@ -102,25 +129,64 @@ fn cancelled_by_hand_is_invalid() {
 
 #[test]
 fn order_not_found_is_invalid_after_grace_and_in_flight_within() {
-    let old = local(NOW, vec![condor("12").target(spread_target("call_spread").active("1").placed("2025-11-07T14:00:00Z"))], vec![]);
+    let old = local(
+        NOW,
+        vec![
+            condor("12").target(
+                spread_target("call_spread")
+                    .active("1")
+                    .placed("2025-11-07T14:00:00Z"),
+            ),
+        ],
+        vec![],
+    );
     let r = run(&old, &broker(NOW, vec![], None));
     assert_eq!(r.invalid[0].reason, InvalidReason::NotFound);
 
-    let fresh = local(NOW, vec![condor("12").target(spread_target("call_spread").active("1").placed("2025-11-07T14:59:30Z"))], vec![]);
+    let fresh = local(
+        NOW,
+        vec![
+            condor("12").target(
+                spread_target("call_spread")
+                    .active("1")
+                    .placed("2025-11-07T14:59:30Z"),
+            ),
+        ],
+        vec![],
+    );
     let r = run(&fresh, &broker(NOW, vec![], None));
     assert_eq!(r.summary.invalid, 0);
     assert_eq!(r.in_flight.len(), 1);
-    assert_eq!(r.in_flight[0].order_id.as_ref().map(|o| o.as_str()), Some("1"));
+    assert_eq!(
+        r.in_flight[0].order_id.as_ref().map(|o| o.as_str()),
+        Some("1")
+    );
 }
 
 #[test]
 fn grace_is_an_option_and_now_can_be_given() {
-    let l = local(NOW, vec![condor("12").target(spread_target("call_spread").active("1").placed("2025-11-07T14:58:00Z"))], vec![]);
+    let l = local(
+        NOW,
+        vec![
+            condor("12").target(
+                spread_target("call_spread")
+                    .active("1")
+                    .placed("2025-11-07T14:58:00Z"),
+            ),
+        ],
+        vec![],
+    );
     let b = broker(NOW, vec![], None);
-    let wide = DiffOptions { grace: chrono::TimeDelta::seconds(300), ..DiffOptions::default() };
+    let wide = DiffOptions {
+        grace: chrono::TimeDelta::seconds(300),
+        ..DiffOptions::default()
+    };
     assert_eq!(diff(&l, &b, &wide).unwrap().summary.in_flight, 1);
     assert_eq!(run(&l, &b).summary.invalid, 1);
-    let earlier = DiffOptions { now: Some(at("2025-11-07T14:58:30Z")), ..DiffOptions::default() };
+    let earlier = DiffOptions {
+        now: Some(at("2025-11-07T14:58:30Z")),
+        ..DiffOptions::default()
+    };
     let r = diff(&l, &b, &earlier).unwrap();
     assert_eq!(r.summary.in_flight, 1);
     assert_eq!(r.as_of, at("2025-11-07T14:58:30Z"));
@@ -128,14 +194,28 @@ fn grace_is_an_option_and_now_can_be_given() {
 
 #[test]
 fn replaced_order_is_invalid_and_its_replacement_adoptable() {
-    let l = local(NOW, vec![condor("12").target(spread_target("call_spread").active("1"))], vec![]);
-    let b = broker(NOW, vec![spread_order("1").replaced_by("2"), spread_order("2")], None);
+    let l = local(
+        NOW,
+        vec![condor("12").target(spread_target("call_spread").active("1"))],
+        vec![],
+    );
+    let b = broker(
+        NOW,
+        vec![spread_order("1").replaced_by("2"), spread_order("2")],
+        None,
+    );
     let r = run(&l, &b);
     assert_eq!(r.invalid[0].reason, InvalidReason::Replaced);
-    assert_eq!(r.invalid[0].replaced_by.as_ref().map(|o| o.as_str()), Some("2"));
+    assert_eq!(
+        r.invalid[0].replaced_by.as_ref().map(|o| o.as_str()),
+        Some("2")
+    );
     assert_eq!(r.adoptable.len(), 1);
     assert_eq!(r.adoptable[0].via, AdoptVia::ReplacedBy);
-    assert_eq!(r.summary.orphaned, 0, "a replacement is never taken for an orphan");
+    assert_eq!(
+        r.summary.orphaned, 0,
+        "a replacement is never taken for an orphan"
+    );
 }
 
 #[test]
@@ -152,8 +232,18 @@ fn unreferenced_old_order_is_orphaned_and_recent_one_in_flight() {
         None,
     );
     let r = run(&l, &b);
-    assert_eq!(r.orphaned.iter().map(|o| o.order_id.as_str()).collect::<Vec<_>>(), ["1"]);
-    let ids: Vec<_> = r.in_flight.iter().filter_map(|i| i.order_id.as_ref().map(|o| o.to_string())).collect();
+    assert_eq!(
+        r.orphaned
+            .iter()
+            .map(|o| o.order_id.as_str())
+            .collect::<Vec<_>>(),
+        ["1"]
+    );
+    let ids: Vec<_> = r
+        .in_flight
+        .iter()
+        .filter_map(|i| i.order_id.as_ref().map(|o| o.to_string()))
+        .collect();
     assert_eq!(ids, ["2", "3"], "recent, and pending with no submit time");
     assert_eq!(r.orphaned[0].status, OrderStatus::Live);
 }
@@ -161,7 +251,11 @@ fn unreferenced_old_order_is_orphaned_and_recent_one_in_flight() {
 #[test]
 fn terminal_unreferenced_orders_are_history() {
     let l = local(NOW, vec![], vec![]);
-    let b = broker(NOW, vec![spread_order("4").status(OrderStatus::Filled)], None);
+    let b = broker(
+        NOW,
+        vec![spread_order("4").status(OrderStatus::Filled)],
+        None,
+    );
     assert!(run(&l, &b).in_sync);
 }
 
@@ -171,8 +265,12 @@ fn missing_only_on_open_positions() {
         NOW,
         vec![
             condor("1").target(spread_target("call_spread")),
-            condor("2").state(PositionState::Pending).target(spread_target("call_spread")),
-            condor("3").state(PositionState::Closing).target(spread_target("call_spread")),
+            condor("2")
+                .state(PositionState::Pending)
+                .target(spread_target("call_spread")),
+            condor("3")
+                .state(PositionState::Closing)
+                .target(spread_target("call_spread")),
         ],
         vec![],
     );
@@ -183,15 +281,37 @@ fn missing_only_on_open_positions() {
 
 #[test]
 fn settled_targets_are_not_reported() {
-    let l = local(NOW, vec![condor("1").target(spread_target("call_spread").active("9").status(TargetStatus::Filled))], vec![]);
+    let l = local(
+        NOW,
+        vec![
+            condor("1").target(
+                spread_target("call_spread")
+                    .active("9")
+                    .status(TargetStatus::Filled),
+            ),
+        ],
+        vec![],
+    );
     assert!(run(&l, &broker(NOW, vec![], None)).in_sync);
 }
 
 #[test]
 fn active_target_on_closed_position_leaves_an_orphan() {
-    let l = local(NOW, vec![condor("1").state(PositionState::Closed).target(spread_target("call_spread").active("1"))], vec![]);
+    let l = local(
+        NOW,
+        vec![
+            condor("1")
+                .state(PositionState::Closed)
+                .target(spread_target("call_spread").active("1")),
+        ],
+        vec![],
+    );
     let r = run(&l, &broker(NOW, vec![spread_order("1")], None));
-    assert_eq!(r.orphaned.len(), 1, "a protective order left behind is a risk");
+    assert_eq!(
+        r.orphaned.len(),
+        1,
+        "a protective order left behind is a risk"
+    );
 }
 
 #[test]
@@ -199,38 +319,75 @@ fn order_sent_but_not_recorded_is_adopted_by_client_order_id() {
     let l = local(
         NOW,
         vec![condor("45").target(spread_target("put_spread_2"))],
-        vec![intent("rc-45-1", "45", "put_spread_2", "2025-11-07T14:00:00Z")],
+        vec![intent(
+            "rc-45-1",
+            "45",
+            "put_spread_2",
+            "2025-11-07T14:00:00Z",
+        )],
     );
     let b = broker(NOW, vec![spread_order("7").cid("rc-45-1")], None);
     let r = run(&l, &b);
     assert_eq!(r.adoptable.len(), 1);
     assert_eq!(r.adoptable[0].via, AdoptVia::ClientOrderId);
     assert_eq!(r.adoptable[0].target_key.as_str(), "put_spread_2");
-    assert_eq!(r.adoptable[0].intent.as_ref().map(|c| c.as_str()), Some("rc-45-1"));
-    assert_eq!(r.summary.missing + r.summary.stale_intents + r.summary.orphaned, 0);
+    assert_eq!(
+        r.adoptable[0].intent.as_ref().map(|c| c.as_str()),
+        Some("rc-45-1")
+    );
+    assert_eq!(
+        r.summary.missing + r.summary.stale_intents + r.summary.orphaned,
+        0
+    );
 }
 
 #[test]
 fn target_client_order_id_also_adopts() {
-    let l = local(NOW, vec![condor("45").target(spread_target("put_spread_2").cid("mine-1"))], vec![]);
-    let b = broker(NOW, vec![order("7", "A", "QQQ").cid("mine-1").submitted("2025-11-07T10:00:00Z")], None);
+    let l = local(
+        NOW,
+        vec![condor("45").target(spread_target("put_spread_2").cid("mine-1"))],
+        vec![],
+    );
+    let b = broker(
+        NOW,
+        vec![
+            order("7", "A", "QQQ")
+                .cid("mine-1")
+                .submitted("2025-11-07T10:00:00Z"),
+        ],
+        None,
+    );
     assert_eq!(run(&l, &b).adoptable[0].via, AdoptVia::ClientOrderId);
 }
 
 #[test]
 fn unique_leg_fit_is_adopted_and_ambiguous_fits_stay_orphaned() {
-    let l = local(NOW, vec![condor("45").target(spread_target("call_spread"))], vec![]);
+    let l = local(
+        NOW,
+        vec![condor("45").target(spread_target("call_spread"))],
+        vec![],
+    );
     let r = run(&l, &broker(NOW, vec![spread_order("7")], None));
     assert_eq!(r.adoptable[0].via, AdoptVia::Legs);
 
     // Two orders fit the one target: neither is adopted.
-    let r = run(&l, &broker(NOW, vec![spread_order("7"), spread_order("8")], None));
+    let r = run(
+        &l,
+        &broker(NOW, vec![spread_order("7"), spread_order("8")], None),
+    );
     assert_eq!(r.summary.adoptable, 0);
     assert_eq!(r.summary.orphaned, 2);
     assert_eq!(r.summary.missing, 1);
 
     // One order fits two targets: not adopted.
-    let two = local(NOW, vec![condor("45").target(spread_target("call_spread")), condor("46").target(spread_target("call_spread"))], vec![]);
+    let two = local(
+        NOW,
+        vec![
+            condor("45").target(spread_target("call_spread")),
+            condor("46").target(spread_target("call_spread")),
+        ],
+        vec![],
+    );
     let r = run(&two, &broker(NOW, vec![spread_order("7")], None));
     assert_eq!(r.summary.adoptable, 0);
     assert_eq!(r.summary.orphaned, 1);
@@ -244,15 +401,33 @@ fn unique_leg_fit_is_adopted_and_ambiguous_fits_stay_orphaned() {
 
 #[test]
 fn adoption_is_checked_before_grace() {
-    let l = local(NOW, vec![condor("45").target(spread_target("call_spread"))], vec![]);
-    let r = run(&l, &broker(NOW, vec![spread_order("7").submitted("2025-11-07T14:59:59Z")], None));
+    let l = local(
+        NOW,
+        vec![condor("45").target(spread_target("call_spread"))],
+        vec![],
+    );
+    let r = run(
+        &l,
+        &broker(
+            NOW,
+            vec![spread_order("7").submitted("2025-11-07T14:59:59Z")],
+            None,
+        ),
+    );
     assert_eq!(r.summary.adoptable, 1);
     assert_eq!(r.summary.in_flight, 0);
 }
 
 #[test]
 fn one_order_referenced_twice_is_a_conflict() {
-    let l = local(NOW, vec![condor("1").target(spread_target("call_spread").active("5")), condor("2").target(spread_target("put_spread_1").active("5"))], vec![]);
+    let l = local(
+        NOW,
+        vec![
+            condor("1").target(spread_target("call_spread").active("5")),
+            condor("2").target(spread_target("put_spread_1").active("5")),
+        ],
+        vec![],
+    );
     let r = run(&l, &broker(NOW, vec![spread_order("5")], None));
     assert_eq!(r.conflicts.len(), 1);
     assert_eq!(r.conflicts[0].targets.len(), 2);
@@ -263,15 +438,26 @@ fn one_order_referenced_twice_is_a_conflict() {
 fn intents_within_grace_wait_and_old_ones_are_stale() {
     let l = local(
         NOW,
-        vec![condor("45").target(spread_target("put_spread_1")).target(spread_target("put_spread_2"))],
+        vec![
+            condor("45")
+                .target(spread_target("put_spread_1"))
+                .target(spread_target("put_spread_2")),
+        ],
         vec![
             intent("rc-new", "45", "put_spread_1", "2025-11-07T14:59:30Z"),
             intent("rc-old", "45", "put_spread_2", "2025-11-07T14:00:00Z"),
         ],
     );
     let r = run(&l, &broker(NOW, vec![], None));
-    assert_eq!(r.in_flight.len(), 1, "one entry for the target and its intent");
-    assert_eq!(r.in_flight[0].client_order_id.as_ref().map(|c| c.as_str()), Some("rc-new"));
+    assert_eq!(
+        r.in_flight.len(),
+        1,
+        "one entry for the target and its intent"
+    );
+    assert_eq!(
+        r.in_flight[0].client_order_id.as_ref().map(|c| c.as_str()),
+        Some("rc-new")
+    );
     assert_eq!(r.stale_intents.len(), 1);
     assert_eq!(r.stale_intents[0].client_order_id.as_str(), "rc-old");
     assert_eq!(r.missing.len(), 1);
@@ -285,7 +471,9 @@ fn holdings_rules() {
         vec![
             position("1", "A", "QQQ").leg(C640, "-1"),
             position("2", "A", "QQQ").leg("QQQ   251219C00700000", "-2"),
-            position("3", "A", "QQQ").state(PositionState::Pending).leg("QQQ   251219P00500000", "1"),
+            position("3", "A", "QQQ")
+                .state(PositionState::Pending)
+                .leg("QQQ   251219P00500000", "1"),
             position("4", "A", "QQQ").leg("QQQ   251219P00510000", "3"),
         ],
         vec![],
@@ -301,8 +489,20 @@ fn holdings_rules() {
         ]),
     );
     let r = run(&local_side, &b);
-    assert_eq!(r.stale_positions.iter().map(|s| s.position_id.as_str()).collect::<Vec<_>>(), ["2"]);
-    assert_eq!(r.pending_filled.iter().map(|s| s.position_id.as_str()).collect::<Vec<_>>(), ["3"]);
+    assert_eq!(
+        r.stale_positions
+            .iter()
+            .map(|s| s.position_id.as_str())
+            .collect::<Vec<_>>(),
+        ["2"]
+    );
+    assert_eq!(
+        r.pending_filled
+            .iter()
+            .map(|s| s.position_id.as_str())
+            .collect::<Vec<_>>(),
+        ["3"]
+    );
     assert_eq!(r.untracked_holdings.len(), 1);
     assert_eq!(r.untracked_holdings[0].symbol.as_str(), "QCOM");
     assert_eq!(r.untracked_holdings[0].quantity, dec("74"));
@@ -315,7 +515,12 @@ fn holdings_rules() {
 fn pending_position_needs_the_holding_beyond_what_is_expected() {
     let l = local(
         NOW,
-        vec![position("1", "A", "QQQ").leg(C640, "-1"), position("2", "A", "QQQ").state(PositionState::Pending).leg(C640, "-1")],
+        vec![
+            position("1", "A", "QQQ").leg(C640, "-1"),
+            position("2", "A", "QQQ")
+                .state(PositionState::Pending)
+                .leg(C640, "-1"),
+        ],
         vec![],
     );
     let only_one = broker(NOW, vec![], Some(vec![holding("A", C640, "-1")]));
@@ -339,36 +544,84 @@ fn unknown_holdings_skip_holdings_checks() {
 
 #[test]
 fn scope_limits_accounts_and_underlyings() {
-    let l = local(NOW, vec![condor("1").target(spread_target("call_spread"))], vec![]);
+    let l = local(
+        NOW,
+        vec![condor("1").target(spread_target("call_spread"))],
+        vec![],
+    );
     let mut spy = spread_order("9");
     spy.underlying = "SPY".to_owned();
     let b = broker(NOW, vec![spy], Some(vec![holding("B", "NVDA", "5")]));
-    let scoped = DiffOptions { scope: Scope::all().with_underlying("QQQ").with_account("A"), ..DiffOptions::default() };
+    let scoped = DiffOptions {
+        scope: Scope::all().with_underlying("QQQ").with_account("A"),
+        ..DiffOptions::default()
+    };
     let r = diff(&l, &b, &scoped).unwrap();
     assert_eq!(r.summary.orphaned + r.summary.untracked_holdings, 0);
     assert_eq!(r.summary.missing, 1);
-    let other = DiffOptions { scope: Scope::all().with_underlying("SPY"), ..DiffOptions::default() };
+    let other = DiffOptions {
+        scope: Scope::all().with_underlying("SPY"),
+        ..DiffOptions::default()
+    };
     let r = diff(&l, &b, &other).unwrap();
     assert_eq!((r.summary.missing, r.summary.orphaned), (0, 1));
 }
 
 #[test]
 fn output_is_sorted_with_ids_compared_as_strings() {
-    let l = local(NOW, vec![condor("9").target(spread_target("b")), condor("10").target(spread_target("a")).target(spread_target("c"))], vec![]);
+    let l = local(
+        NOW,
+        vec![
+            condor("9").target(spread_target("b")),
+            condor("10")
+                .target(spread_target("a"))
+                .target(spread_target("c")),
+        ],
+        vec![],
+    );
     let r = run(&l, &broker(NOW, vec![], None));
-    let got: Vec<_> = r.missing.iter().map(|m| format!("{}/{}", m.position_id, m.target_key)).collect();
+    let got: Vec<_> = r
+        .missing
+        .iter()
+        .map(|m| format!("{}/{}", m.position_id, m.target_key))
+        .collect();
     assert_eq!(got, ["10/a", "10/c", "9/b"]);
 }
 
 #[test]
 fn report_json_has_the_v1_shape() {
-    let l = local(NOW, vec![condor("1").target(spread_target("call_spread").active("1"))], vec![]);
-    let r = run(&l, &broker(NOW, vec![spread_order("1").status(OrderStatus::Cancelled)], None));
+    let l = local(
+        NOW,
+        vec![condor("1").target(spread_target("call_spread").active("1"))],
+        vec![],
+    );
+    let r = run(
+        &l,
+        &broker(
+            NOW,
+            vec![spread_order("1").status(OrderStatus::Cancelled)],
+            None,
+        ),
+    );
     let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(v["format"], "reconcile.report/v1");
     assert_eq!(v["in_sync"], false);
     assert_eq!(v["summary"]["invalid"], 1);
-    for k in ["matched", "drifted", "invalid", "adoptable", "in_flight", "orphaned", "missing", "conflicts", "stale_intents", "untracked_holdings", "stale_positions", "quantity_mismatches", "pending_filled"] {
+    for k in [
+        "matched",
+        "drifted",
+        "invalid",
+        "adoptable",
+        "in_flight",
+        "orphaned",
+        "missing",
+        "conflicts",
+        "stale_intents",
+        "untracked_holdings",
+        "stale_positions",
+        "quantity_mismatches",
+        "pending_filled",
+    ] {
         assert!(v[k].is_array(), "{k}");
         assert!(v["summary"][k].is_u64(), "summary.{k}");
     }

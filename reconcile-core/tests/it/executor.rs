@@ -15,19 +15,28 @@ const NOW: &str = "2025-11-07T15:00:00Z";
 const C640: &str = "QQQ   251219C00640000";
 
 fn open_short_call(id: &str) -> reconcile_core::Position {
-    position(id, "A", "QQQ")
-        .leg(C640, "-1")
-        .target(target("call_spread").limit("0.60").qty("1").leg(C640, Side::BuyToClose, "1"))
+    position(id, "A", "QQQ").leg(C640, "-1").target(
+        target("call_spread")
+            .limit("0.60")
+            .qty("1")
+            .leg(C640, Side::BuyToClose, "1"),
+    )
 }
 
 fn fixture() -> (InMemoryBroker, InMemoryStore) {
     let l = local(NOW, vec![open_short_call("45")], vec![]);
     let b = broker(NOW, vec![], Some(vec![holding("A", C640, "-1")]));
-    (InMemoryBroker::from_snapshot(&b), InMemoryStore::from_snapshot(&l))
+    (
+        InMemoryBroker::from_snapshot(&b),
+        InMemoryStore::from_snapshot(&l),
+    )
 }
 
 fn placing() -> Policy {
-    Policy { create_missing: true, ..Policy::report_only() }
+    Policy {
+        create_missing: true,
+        ..Policy::report_only()
+    }
 }
 
 #[tokio::test]
@@ -35,7 +44,10 @@ async fn placement_writes_intent_then_sends_then_links() {
     let (b, s) = fixture();
     let rec = Reconciler::new(&b, &s).with_policy(placing());
     let (_, p) = rec.plan(at(NOW)).await.unwrap();
-    let out = rec.apply(&p, &ApplyOptions::new("r1", at(NOW))).await.unwrap();
+    let out = rec
+        .apply(&p, &ApplyOptions::new("r1", at(NOW)))
+        .await
+        .unwrap();
     assert_eq!(out.count(Outcome::Applied), 1);
     let placed = b.placed();
     assert_eq!(placed.len(), 1);
@@ -43,7 +55,10 @@ async fn placement_writes_intent_then_sends_then_links() {
     let t = &s.snapshot(at(NOW)).positions[0].targets[0];
     assert_eq!(t.status, TargetStatus::Active);
     assert_eq!(t.client_order_id.as_ref().unwrap().as_str(), "rc-r1-0");
-    assert!(s.snapshot(at(NOW)).intents.is_empty(), "the intent is resolved by the link");
+    assert!(
+        s.snapshot(at(NOW)).intents.is_empty(),
+        "the intent is resolved by the link"
+    );
     assert!(out.verify.unwrap().in_sync);
 }
 
@@ -53,8 +68,16 @@ async fn lost_placement_answer_is_found_by_client_order_id_not_resent() {
     b.fail_next(Call::Place, Fault::LoseAnswer);
     let rec = Reconciler::new(&b, &s).with_policy(placing());
     let (_, p) = rec.plan(at(NOW)).await.unwrap();
-    let out = rec.apply(&p, &ApplyOptions::new("r1", at(NOW))).await.unwrap();
-    assert_eq!(out.results[0].outcome, Outcome::Applied, "{:?}", out.results);
+    let out = rec
+        .apply(&p, &ApplyOptions::new("r1", at(NOW)))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.results[0].outcome,
+        Outcome::Applied,
+        "{:?}",
+        out.results
+    );
     assert_eq!(b.placed().len(), 1, "never sent twice");
     assert!(b.calls().contains(&Call::FindByClientOrderId));
     assert!(out.verify.unwrap().in_sync);
@@ -67,13 +90,22 @@ async fn crash_between_send_and_link_is_adopted_on_the_next_run() {
     let (_, p) = rec.plan(at(NOW)).await.unwrap();
     // Write 1 is the intent; write 2, the link after the send, fails.
     s.fail_write(2);
-    let out = rec.apply(&p, &ApplyOptions::new("r1", at(NOW))).await.unwrap();
+    let out = rec
+        .apply(&p, &ApplyOptions::new("r1", at(NOW)))
+        .await
+        .unwrap();
     assert_eq!(out.results[0].outcome, Outcome::Failed);
     let r = out.verify.unwrap();
     assert_eq!(r.summary.adoptable, 1);
-    assert_eq!(r.summary.missing, 0, "an intent's order is never placed again");
+    assert_eq!(
+        r.summary.missing, 0,
+        "an intent's order is never placed again"
+    );
     let (_, p2) = rec.plan(at(NOW)).await.unwrap();
-    let out2 = rec.apply(&p2, &ApplyOptions::new("r2", at(NOW))).await.unwrap();
+    let out2 = rec
+        .apply(&p2, &ApplyOptions::new("r2", at(NOW)))
+        .await
+        .unwrap();
     assert!(out2.verify.unwrap().in_sync);
     assert_eq!(b.placed().len(), 1);
 }
@@ -82,12 +114,17 @@ async fn crash_between_send_and_link_is_adopted_on_the_next_run() {
 async fn crash_after_intent_waits_then_places_once() {
     let (b, s) = fixture();
     s.apply(&ChangeBatch {
-        changes: vec![LocalChange::PutIntent { intent: intent("rc-old-0", "45", "call_spread", NOW) }],
+        changes: vec![LocalChange::PutIntent {
+            intent: intent("rc-old-0", "45", "call_spread", NOW),
+        }],
         audit: vec![],
     })
     .await
     .unwrap();
-    let rec = Reconciler::new(&b, &s).with_policy(Policy { clear_invalid: true, ..placing() });
+    let rec = Reconciler::new(&b, &s).with_policy(Policy {
+        clear_invalid: true,
+        ..placing()
+    });
     let (r, p) = rec.plan(at(NOW)).await.unwrap();
     assert_eq!(r.summary.in_flight, 1);
     assert!(p.is_empty(), "within grace: wait");
@@ -95,7 +132,10 @@ async fn crash_after_intent_waits_then_places_once() {
     b.set_now(later);
     let (r, p) = rec.plan(later).await.unwrap();
     assert_eq!((r.summary.stale_intents, r.summary.missing), (1, 1));
-    let out = rec.apply(&p, &ApplyOptions::new("r2", later)).await.unwrap();
+    let out = rec
+        .apply(&p, &ApplyOptions::new("r2", later))
+        .await
+        .unwrap();
     assert!(out.verify.unwrap().in_sync);
     assert_eq!(b.placed().len(), 1);
 }
@@ -103,30 +143,70 @@ async fn crash_after_intent_waits_then_places_once() {
 #[tokio::test]
 async fn rejected_placement_records_the_error_and_drops_the_intent() {
     let (b, s) = fixture();
-    b.fail_next(Call::Place, Fault::Fail(BrokerError::Rejected { broker: "in-memory".into(), message: "no position".into() }));
+    b.fail_next(
+        Call::Place,
+        Fault::Fail(BrokerError::Rejected {
+            broker: "in-memory".into(),
+            message: "no position".into(),
+        }),
+    );
     let rec = Reconciler::new(&b, &s).with_policy(placing());
     let (_, p) = rec.plan(at(NOW)).await.unwrap();
-    let out = rec.apply(&p, &ApplyOptions::new("r1", at(NOW))).await.unwrap();
+    let out = rec
+        .apply(&p, &ApplyOptions::new("r1", at(NOW)))
+        .await
+        .unwrap();
     assert_eq!(out.results[0].outcome, Outcome::Failed);
     let snap = s.snapshot(at(NOW));
     assert!(snap.intents.is_empty());
-    assert_eq!(snap.positions[0].targets[0].last_error.as_deref(), Some("in-memory: rejected: no position"));
+    assert_eq!(
+        snap.positions[0].targets[0].last_error.as_deref(),
+        Some("in-memory: rejected: no position")
+    );
     let audit = s.audit_log(Some("r1".into())).await.unwrap();
     assert_eq!(audit[0].outcome, Outcome::Failed);
 }
 
 #[tokio::test]
 async fn not_found_is_confirmed_before_clearing_and_uncertain_on_transport_error() {
-    let l = local(NOW, vec![open_short_call("45").target(target("put_spread_1").active("77").limit("0.5"))], vec![]);
-    let b = InMemoryBroker::from_snapshot(&broker(NOW, vec![], Some(vec![holding("A", C640, "-1")])));
+    let l = local(
+        NOW,
+        vec![open_short_call("45").target(target("put_spread_1").active("77").limit("0.5"))],
+        vec![],
+    );
+    let b =
+        InMemoryBroker::from_snapshot(&broker(NOW, vec![], Some(vec![holding("A", C640, "-1")])));
     let s = InMemoryStore::from_snapshot(&l);
-    b.fail_next(Call::Order, Fault::Fail(BrokerError::Transport { broker: "x".into(), endpoint: "/orders/77".into(), message: "timeout".into() }));
-    let rec = Reconciler::new(&b, &s).with_policy(Policy { clear_invalid: true, ..Policy::report_only() });
+    b.fail_next(
+        Call::Order,
+        Fault::Fail(BrokerError::Transport {
+            broker: "x".into(),
+            endpoint: "/orders/77".into(),
+            message: "timeout".into(),
+        }),
+    );
+    let rec = Reconciler::new(&b, &s).with_policy(Policy {
+        clear_invalid: true,
+        ..Policy::report_only()
+    });
     let (_, p) = rec.plan(at(NOW)).await.unwrap();
-    let out = rec.apply(&p, &ApplyOptions::new("r1", at(NOW))).await.unwrap();
+    let out = rec
+        .apply(&p, &ApplyOptions::new("r1", at(NOW)))
+        .await
+        .unwrap();
     assert_eq!(out.results[0].outcome, Outcome::Uncertain);
-    assert_eq!(s.snapshot(at(NOW)).positions[0].targets[1].order_id.as_ref().unwrap().as_str(), "77");
-    let out = rec.apply(&p, &ApplyOptions::new("r2", at(NOW))).await.unwrap();
+    assert_eq!(
+        s.snapshot(at(NOW)).positions[0].targets[1]
+            .order_id
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "77"
+    );
+    let out = rec
+        .apply(&p, &ApplyOptions::new("r2", at(NOW)))
+        .await
+        .unwrap();
     assert_eq!(out.results[0].outcome, Outcome::Applied);
     assert_eq!(s.snapshot(at(NOW)).positions[0].targets[1].order_id, None);
 }
@@ -136,14 +216,30 @@ async fn a_failed_action_does_not_stop_independent_ones() {
     let l = local(NOW, vec![position("1", "A", "QQQ")], vec![]);
     let b = InMemoryBroker::from_snapshot(&broker(
         NOW,
-        vec![order("8", "A", "QQQ").submitted("2025-11-07T10:00:00Z"), order("9", "A", "QQQ").submitted("2025-11-07T10:00:00Z")],
+        vec![
+            order("8", "A", "QQQ").submitted("2025-11-07T10:00:00Z"),
+            order("9", "A", "QQQ").submitted("2025-11-07T10:00:00Z"),
+        ],
         None,
     ));
     let s = InMemoryStore::from_snapshot(&l);
-    b.fail_next(Call::Cancel, Fault::Fail(BrokerError::Rejected { broker: "x".into(), message: "locked".into() }));
-    let rec = Reconciler::new(&b, &s).with_policy(Policy { cancel_orphaned: true, force: true, ..Policy::report_only() });
+    b.fail_next(
+        Call::Cancel,
+        Fault::Fail(BrokerError::Rejected {
+            broker: "x".into(),
+            message: "locked".into(),
+        }),
+    );
+    let rec = Reconciler::new(&b, &s).with_policy(Policy {
+        cancel_orphaned: true,
+        force: true,
+        ..Policy::report_only()
+    });
     let (_, p) = rec.plan(at(NOW)).await.unwrap();
-    let out = rec.apply(&p, &ApplyOptions::new("r1", at(NOW))).await.unwrap();
+    let out = rec
+        .apply(&p, &ApplyOptions::new("r1", at(NOW)))
+        .await
+        .unwrap();
     let outcomes: Vec<_> = out.results.iter().map(|r| r.outcome).collect();
     assert_eq!(outcomes, [Outcome::Failed, Outcome::Applied]);
 }
@@ -151,7 +247,14 @@ async fn a_failed_action_does_not_stop_independent_ones() {
 #[tokio::test]
 async fn a_failed_read_aborts_with_nothing_changed() {
     let (b, s) = fixture();
-    b.fail_next(Call::Positions, Fault::Fail(BrokerError::Transport { broker: "x".into(), endpoint: "/positions".into(), message: "reset".into() }));
+    b.fail_next(
+        Call::Positions,
+        Fault::Fail(BrokerError::Transport {
+            broker: "x".into(),
+            endpoint: "/positions".into(),
+            message: "reset".into(),
+        }),
+    );
     let rec = Reconciler::new(&b, &s).with_policy(placing());
     assert!(rec.plan(at(NOW)).await.is_err());
     assert!(b.placed().is_empty());
@@ -160,7 +263,11 @@ async fn a_failed_read_aborts_with_nothing_changed() {
 
 #[tokio::test]
 async fn empty_local_records_facing_working_orders_refuse() {
-    let b = InMemoryBroker::from_snapshot(&broker(NOW, vec![order("1", "A", "QQQ").submitted("2025-11-07T10:00:00Z")], None));
+    let b = InMemoryBroker::from_snapshot(&broker(
+        NOW,
+        vec![order("1", "A", "QQQ").submitted("2025-11-07T10:00:00Z")],
+        None,
+    ));
     let s = InMemoryStore::new();
     let rec = Reconciler::new(&b, &s).with_policy(Policy::all_fixes());
     let (_, p) = rec.plan(at(NOW)).await.unwrap();
@@ -171,27 +278,54 @@ async fn empty_local_records_facing_working_orders_refuse() {
 
 #[tokio::test]
 async fn cancel_cap_blocks_every_destructive_step() {
-    let orders = (0..12).map(|i| order(&format!("{i}"), "A", "QQQ").submitted("2025-11-07T10:00:00Z")).collect();
-    let l = local(NOW, (0..30).map(|i| open_short_call(&format!("p{i}")).target(target("x").active(&format!("m{i}")))).collect(), vec![]);
+    let orders = (0..12)
+        .map(|i| order(&format!("{i}"), "A", "QQQ").submitted("2025-11-07T10:00:00Z"))
+        .collect();
+    let l = local(
+        NOW,
+        (0..30)
+            .map(|i| open_short_call(&format!("p{i}")).target(target("x").active(&format!("m{i}"))))
+            .collect(),
+        vec![],
+    );
     let mut orders: Vec<_> = orders;
     orders.extend((0..30).map(|i| order(&format!("m{i}"), "A", "QQQ")));
     let r = reconcile_core::diff(&l, &broker(NOW, orders, None), &Default::default()).unwrap();
     assert_eq!(r.summary.orphaned, 12);
-    let p = plan(&r, &Policy { cancel_orphaned: true, ..Policy::report_only() });
+    let p = plan(
+        &r,
+        &Policy {
+            cancel_orphaned: true,
+            ..Policy::report_only()
+        },
+    );
     assert!(p.is_empty());
     assert!(p.refusals[0].contains("cap of 10"));
-    let p = plan(&r, &Policy { cancel_orphaned: true, max_cancels: 12, ..Policy::report_only() });
+    let p = plan(
+        &r,
+        &Policy {
+            cancel_orphaned: true,
+            max_cancels: 12,
+            ..Policy::report_only()
+        },
+    );
     assert_eq!(p.actions.len(), 12);
 }
 
 #[tokio::test]
 async fn holdings_unknown_or_short_never_get_a_closing_order() {
     let l = local(NOW, vec![open_short_call("45")], vec![]);
-    let unknown = reconcile_core::diff(&l, &broker(NOW, vec![], None), &Default::default()).unwrap();
+    let unknown =
+        reconcile_core::diff(&l, &broker(NOW, vec![], None), &Default::default()).unwrap();
     let p = plan(&unknown, &placing());
     assert!(p.is_empty());
     assert!(p.skipped[0].reason.contains("unknown"));
-    let long_not_short = reconcile_core::diff(&l, &broker(NOW, vec![], Some(vec![holding("A", C640, "1")])), &Default::default()).unwrap();
+    let long_not_short = reconcile_core::diff(
+        &l,
+        &broker(NOW, vec![], Some(vec![holding("A", C640, "1")])),
+        &Default::default(),
+    )
+    .unwrap();
     assert!(plan(&long_not_short, &placing()).is_empty());
 }
 
@@ -201,8 +335,16 @@ async fn apply_drops_actions_the_world_made_stale() {
     let rec = Reconciler::new(&b, &s).with_policy(placing());
     let (_, p) = rec.plan(at(NOW)).await.unwrap();
     // Someone places the order by hand between plan and apply.
-    b.add_order(order("hand", "A", "QQQ").limit("0.60").leg(C640, Side::BuyToClose, "1").submitted("2025-11-07T14:00:00Z"));
-    let out = rec.apply(&p, &ApplyOptions::new("r1", at(NOW))).await.unwrap();
+    b.add_order(
+        order("hand", "A", "QQQ")
+            .limit("0.60")
+            .leg(C640, Side::BuyToClose, "1")
+            .submitted("2025-11-07T14:00:00Z"),
+    );
+    let out = rec
+        .apply(&p, &ApplyOptions::new("r1", at(NOW)))
+        .await
+        .unwrap();
     assert_eq!(out.stale, ["place:45:call_spread"]);
     assert!(b.placed().is_empty());
 }
@@ -210,10 +352,26 @@ async fn apply_drops_actions_the_world_made_stale() {
 #[tokio::test]
 async fn a_second_run_is_locked_out() {
     let (b, s) = fixture();
-    s.acquire_lock(&"A".into(), "other-run", at(NOW), chrono::TimeDelta::minutes(10)).await.unwrap();
-    let rec = Reconciler::new(&b, &s).with_policy(placing()).with_options(reconcile_core::DiffOptions { scope: Scope::all().with_account("A"), ..Default::default() });
+    s.acquire_lock(
+        &"A".into(),
+        "other-run",
+        at(NOW),
+        chrono::TimeDelta::minutes(10),
+    )
+    .await
+    .unwrap();
+    let rec =
+        Reconciler::new(&b, &s)
+            .with_policy(placing())
+            .with_options(reconcile_core::DiffOptions {
+                scope: Scope::all().with_account("A"),
+                ..Default::default()
+            });
     let (_, p) = rec.plan(at(NOW)).await.unwrap();
-    let err = rec.apply(&p, &ApplyOptions::new("r1", at(NOW))).await.unwrap_err();
+    let err = rec
+        .apply(&p, &ApplyOptions::new("r1", at(NOW)))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("locked"), "{err}");
     assert!(b.placed().is_empty());
 }
@@ -221,7 +379,11 @@ async fn a_second_run_is_locked_out() {
 #[tokio::test]
 async fn dry_run_calls_no_mutating_method() {
     let (b, s) = fixture();
-    let (_, p) = Reconciler::new(&b, &s).with_policy(Policy::all_fixes()).plan(at(NOW)).await.unwrap();
+    let (_, p) = Reconciler::new(&b, &s)
+        .with_policy(Policy::all_fixes())
+        .plan(at(NOW))
+        .await
+        .unwrap();
     assert!(!p.is_empty());
     let mut broker = MockBroker::new();
     broker.expect_cancel().never();
@@ -231,14 +393,24 @@ async fn dry_run_calls_no_mutating_method() {
     let mut store = MockStore::new();
     store.expect_apply().never();
     store.expect_acquire_lock().never();
-    let out = execute(&p, &broker, &store, &ApplyOptions::new("dry", at(NOW)).dry_run()).await;
+    let out = execute(
+        &p,
+        &broker,
+        &store,
+        &ApplyOptions::new("dry", at(NOW)).dry_run(),
+    )
+    .await;
     assert!(out.results.iter().all(|r| r.outcome == Outcome::WouldApply));
 }
 
 #[tokio::test]
 async fn placement_follows_intent_first_order() {
     let (b, s) = fixture();
-    let (_, p) = Reconciler::new(&b, &s).with_policy(placing()).plan(at(NOW)).await.unwrap();
+    let (_, p) = Reconciler::new(&b, &s)
+        .with_policy(placing())
+        .plan(at(NOW))
+        .await
+        .unwrap();
     let mut seq = Sequence::new();
     let mut store = MockStore::new();
     let mut broker = MockBroker::new();

@@ -4,21 +4,31 @@ use proptest::prelude::*;
 use reconcile_core::testkit::strategies::{permutation, snapshot_pair};
 use reconcile_core::testkit::{InMemoryBroker, InMemoryStore};
 use reconcile_core::{
-    Action, ApplyOptions, BrokerSnapshot, DiffOptions, LocalSnapshot, OrderId, PositionState,
-    Policy, Reconciler, Report, TargetStatus, diff, plan,
+    Action, ApplyOptions, BrokerSnapshot, DiffOptions, LocalSnapshot, OrderId, Policy,
+    PositionState, Reconciler, Report, TargetStatus, diff, plan,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128)
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
 }
 
 fn policy() -> Policy {
-    Policy { force: true, max_cancels: 1000, max_placements: 1000, ..Policy::all_fixes() }
+    Policy {
+        force: true,
+        max_cancels: 1000,
+        max_placements: 1000,
+        ..Policy::all_fixes()
+    }
 }
 
 /// Targets of scoped positions that take part in the diff, with whether they are unplaced.
@@ -27,25 +37,41 @@ fn scoped_targets(l: &LocalSnapshot) -> BTreeMap<(String, String), bool> {
         .iter()
         .filter(|p| p.state != PositionState::Closed)
         .flat_map(|p| {
-            p.targets.iter().filter(|t| !t.status.is_settled()).filter_map(move |t| {
-                let unplaced = t.status == TargetStatus::Unplaced || t.order_id.is_none();
-                // Unplaced targets of pending and closing positions are not due, and not reported.
-                if unplaced && p.state != PositionState::Open {
-                    return None;
-                }
-                Some(((p.id.to_string(), t.key.to_string()), unplaced))
-            })
+            p.targets
+                .iter()
+                .filter(|t| !t.status.is_settled())
+                .filter_map(move |t| {
+                    let unplaced = t.status == TargetStatus::Unplaced || t.order_id.is_none();
+                    // Unplaced targets of pending and closing positions are not due, and not reported.
+                    if unplaced && p.state != PositionState::Open {
+                        return None;
+                    }
+                    Some(((p.id.to_string(), t.key.to_string()), unplaced))
+                })
         })
         .collect()
 }
 
-fn target_landings(r: &Report, unplaced: &BTreeMap<(String, String), bool>) -> BTreeMap<(String, String), usize> {
+fn target_landings(
+    r: &Report,
+    unplaced: &BTreeMap<(String, String), bool>,
+) -> BTreeMap<(String, String), usize> {
     let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
-    let mut add = |p: &dyn ToString, k: &dyn ToString| *seen.entry((p.to_string(), k.to_string())).or_default() += 1;
-    r.matched.iter().for_each(|e| add(&e.position_id, &e.target_key));
-    r.drifted.iter().for_each(|e| add(&e.position_id, &e.target_key));
-    r.invalid.iter().for_each(|e| add(&e.position_id, &e.target_key));
-    r.missing.iter().for_each(|e| add(&e.position_id, &e.target_key));
+    let mut add = |p: &dyn ToString, k: &dyn ToString| {
+        *seen.entry((p.to_string(), k.to_string())).or_default() += 1
+    };
+    r.matched
+        .iter()
+        .for_each(|e| add(&e.position_id, &e.target_key));
+    r.drifted
+        .iter()
+        .for_each(|e| add(&e.position_id, &e.target_key));
+    r.invalid
+        .iter()
+        .for_each(|e| add(&e.position_id, &e.target_key));
+    r.missing
+        .iter()
+        .for_each(|e| add(&e.position_id, &e.target_key));
     for e in &r.adoptable {
         // An adoption lands a target only when the target has no order of its own.
         if unplaced.get(&(e.position_id.to_string(), e.target_key.to_string())) == Some(&true) {
@@ -60,35 +86,56 @@ fn target_landings(r: &Report, unplaced: &BTreeMap<(String, String), bool>) -> B
         }
     }
     for c in &r.conflicts {
-        c.targets.iter().for_each(|t| add(&t.position_id, &t.target_key));
+        c.targets
+            .iter()
+            .for_each(|t| add(&t.position_id, &t.target_key));
     }
     seen
 }
 
 fn order_landings(r: &Report) -> BTreeMap<OrderId, usize> {
     let mut seen: BTreeMap<OrderId, usize> = BTreeMap::new();
-    let ids = r.matched.iter().map(|e| &e.order_id)
+    let ids = r
+        .matched
+        .iter()
+        .map(|e| &e.order_id)
         .chain(r.drifted.iter().map(|e| &e.order_id))
         .chain(r.adoptable.iter().map(|e| &e.order_id))
         .chain(r.orphaned.iter().map(|e| &e.order_id))
         .chain(r.conflicts.iter().map(|e| &e.order_id))
-        .chain(r.in_flight.iter().filter(|e| e.position_id.is_none()).filter_map(|e| e.order_id.as_ref()));
+        .chain(
+            r.in_flight
+                .iter()
+                .filter(|e| e.position_id.is_none())
+                .filter_map(|e| e.order_id.as_ref()),
+        );
     for id in ids {
         *seen.entry(id.clone()).or_default() += 1;
     }
     seen
 }
 
-fn shuffled(l: &LocalSnapshot, b: &BrokerSnapshot, perm_l: &[usize], perm_b: &[usize]) -> (LocalSnapshot, BrokerSnapshot) {
+fn shuffled(
+    l: &LocalSnapshot,
+    b: &BrokerSnapshot,
+    perm_l: &[usize],
+    perm_b: &[usize],
+) -> (LocalSnapshot, BrokerSnapshot) {
     let mut l2 = l.clone();
-    l2.positions = perm_l.iter().filter_map(|&i| l.positions.get(i).cloned()).collect();
+    l2.positions = perm_l
+        .iter()
+        .filter_map(|&i| l.positions.get(i).cloned())
+        .collect();
     for p in &mut l2.positions {
         p.targets.reverse();
         p.legs.reverse();
     }
     l2.intents.reverse();
     let mut b2 = b.clone();
-    b2.orders = perm_b.iter().filter_map(|&i| b.orders.get(i).cloned()).collect();
+    b2.orders = perm_b
+        .iter()
+        .filter_map(|&i| b.orders.get(i).cloned())
+        .collect();
     if let Some(ps) = &mut b2.positions {
         ps.reverse();
     }
