@@ -1,0 +1,127 @@
+//! Two processes on one file.
+
+use super::scratch;
+use reconcile_core::testkit::build::{PositionExt, at, position, target};
+use reconcile_core::{AuditRecord, ChangeBatch, LocalChange, Outcome, Scope, Store, TargetStatus};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use store_sqlite::SqliteStore;
+
+fn writer() -> PathBuf {
+    // Examples are built next to the test binary's deps directory.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join("examples").join("sqlite_writer");
+    assert!(path.exists(), "{} is built by cargo test", path.display());
+    path
+}
+
+#[tokio::test]
+async fn a_second_process_writing_never_surfaces_a_lock_error() {
+    let db = scratch("contention").join("db.sqlite");
+    let store = SqliteStore::open(&db).unwrap();
+    let rounds = 500;
+    let child = Command::new(writer())
+        .args(["hammer", db.to_str().unwrap(), &rounds.to_string()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Hundreds of changes while the other process writes in a tight loop.
+    for i in 0..rounds {
+        let id = format!("mine-{i}");
+        let batch = ChangeBatch {
+            changes: vec![
+                LocalChange::InsertPosition {
+                    position: position(&id, "A", "QQQ").target(target("call_spread")),
+                },
+                LocalChange::SetTargetStatus {
+                    position_id: id.as_str().into(),
+                    target_key: "call_spread".into(),
+                    status: TargetStatus::Cancelled,
+                },
+            ],
+            audit: vec![AuditRecord {
+                run_id: "mine".into(),
+                at: at("2025-11-07T15:00:00Z"),
+                action_key: id.clone(),
+                outcome: Outcome::Applied,
+                detail: String::new(),
+            }],
+        };
+        store
+            .apply(&batch)
+            .await
+            .unwrap_or_else(|e| panic!("write {i}: {e}"));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the other process saw errors: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snap = store
+        .load(&Scope::all(), at("2025-11-07T15:00:00Z"))
+        .await
+        .unwrap();
+    let mine = snap
+        .positions
+        .iter()
+        .filter(|p| p.id.as_str().starts_with("mine-"))
+        .count();
+    let theirs = snap
+        .positions
+        .iter()
+        .filter(|p| p.id.as_str().starts_with("hammer-"))
+        .count();
+    assert_eq!((mine, theirs), (rounds, rounds));
+    assert!(
+        snap.positions
+            .iter()
+            .filter(|p| p.id.as_str().starts_with("mine-"))
+            .all(|p| p.targets[0].status == TargetStatus::Cancelled)
+    );
+    let audit = store.audit_log(None).await.unwrap();
+    assert_eq!(audit.len(), 2 * rounds);
+}
+
+#[tokio::test]
+async fn a_process_killed_mid_batch_leaves_all_or_nothing() {
+    let mut seen_between = 0;
+    for attempt in 0..3 {
+        let db = scratch(&format!("crash-{attempt}")).join("db.sqlite");
+        SqliteStore::open(&db).unwrap();
+        let n = 20_000;
+        let mut child = Command::new(writer())
+            .args(["big-batch", db.to_str().unwrap(), &n.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "begin");
+        std::thread::sleep(std::time::Duration::from_millis(40 + 30 * attempt));
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        let store = SqliteStore::open(&db).unwrap();
+        let snap = store
+            .load(&Scope::all(), at("2025-11-07T15:00:00Z"))
+            .await
+            .unwrap();
+        let audit = store.audit_log(None).await.unwrap();
+        match snap.positions.len() {
+            0 => assert!(audit.is_empty(), "rows rolled back, the audit record too"),
+            x if x == n => assert_eq!(audit.len(), 1, "rows and their audit record together"),
+            x => panic!("{x} of {n} positions: a half-written batch"),
+        }
+        if snap.positions.is_empty() && status.code().is_none() {
+            seen_between += 1;
+        }
+    }
+    assert!(
+        seen_between > 0,
+        "no kill landed inside the batch; the test proved nothing"
+    );
+}
