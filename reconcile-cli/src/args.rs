@@ -19,6 +19,133 @@ pub enum Command {
     Diff(DiffArgs),
     /// Diff, then propose the fixes the flags allow; `--out` writes the plan as JSON.
     Plan(PlanArgs),
+    /// Read the store and a broker, diff, plan and (with a fix flag) apply and verify.
+    Run(RunArgs),
+    /// Apply a plan written by `plan --out` or `run --out`: re-read both sides, carry out only
+    /// the actions still justified.
+    Apply(ApplyArgs),
+    /// Write a snapshot v1 document of one side.
+    Export(ExportArgs),
+    /// Load a snapshot v1 document into a store.
+    Import(ImportArgs),
+}
+
+/// The two live sides of a run.
+#[derive(Debug, Args)]
+pub struct SidesArgs {
+    /// The broker: `snapshot:FILE` (a broker snapshot v1 file, read-only).
+    #[arg(long, value_name = "BROKER")]
+    pub broker: crate::sources::BrokerUrl,
+    /// The store: `sqlite:PATH` (created if absent).
+    #[arg(long, value_name = "STORE")]
+    pub store: crate::sources::StoreUrl,
+    /// Only this account (repeatable).
+    #[arg(long = "account", value_name = "ACCOUNT")]
+    pub accounts: Vec<String>,
+    /// Only this underlying (repeatable).
+    #[arg(long = "underlying", value_name = "SYM")]
+    pub underlyings: Vec<String>,
+    /// How long a just-sent order may be invisible (`60s`, `2m`, `1h`, or seconds).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub grace: TimeDelta,
+    /// Do not ask before destructive steps.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print report v1 (the final one) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SidesArgs {
+    pub fn options(&self) -> DiffOptions {
+        let mut scope = Scope::all();
+        for u in &self.underlyings {
+            scope = scope.with_underlying(u.as_str());
+        }
+        for a in &self.accounts {
+            scope = scope.with_account(a.as_str());
+        }
+        DiffOptions {
+            scope,
+            grace: self.grace,
+            now: None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sides: SidesArgs,
+    #[command(flatten)]
+    pub fixes: FixArgs,
+    /// Also write the plan here as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub sides: SidesArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Side {
+    /// Our records.
+    Local,
+    /// What the broker holds.
+    Broker,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Which side.
+    pub side: Side,
+    /// The store (for `local`): `sqlite:PATH`.
+    #[arg(long, value_name = "STORE")]
+    pub store: Option<crate::sources::StoreUrl>,
+    /// The broker (for `broker`): `snapshot:FILE`.
+    #[arg(long, value_name = "BROKER")]
+    pub broker: Option<crate::sources::BrokerUrl>,
+    /// Only this account (repeatable).
+    #[arg(long = "account", value_name = "ACCOUNT")]
+    pub accounts: Vec<String>,
+    /// Only this underlying (repeatable).
+    #[arg(long = "underlying", value_name = "SYM")]
+    pub underlyings: Vec<String>,
+    /// Order history since this instant (RFC 3339; default one day before the oldest open position).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Write here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+impl ExportArgs {
+    pub fn scope(&self) -> Scope {
+        let mut scope = Scope::all();
+        for u in &self.underlyings {
+            scope = scope.with_underlying(u.as_str());
+        }
+        for a in &self.accounts {
+            scope = scope.with_account(a.as_str());
+        }
+        scope
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Which side (only `local` can be imported).
+    pub side: Side,
+    /// The snapshot file.
+    pub file: PathBuf,
+    /// The store: `sqlite:PATH` (created if absent).
+    #[arg(long, value_name = "STORE")]
+    pub store: crate::sources::StoreUrl,
 }
 
 #[derive(Debug, Args)]

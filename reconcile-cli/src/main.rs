@@ -2,7 +2,9 @@
 //! applied), 1 discrepancies remain, 2 error. Results go to stdout, diagnostics to stderr.
 
 mod args;
+mod live;
 mod output;
+mod sources;
 
 use args::{Cli, Command, DiffArgs, PlanArgs};
 use clap::Parser;
@@ -33,6 +35,8 @@ enum CliError {
     Diff(#[from] reconcile_core::DiffError),
     #[error("writing to stdout failed: {0}")]
     Stdout(std::io::Error),
+    #[error("{0}")]
+    Other(String),
 }
 
 fn main() -> ExitCode {
@@ -50,10 +54,14 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Diff(a) => run_diff(&a),
         Command::Plan(a) => run_plan(&a),
+        Command::Run(a) => live::run(&a),
+        Command::Apply(a) => live::apply(&a),
+        Command::Export(a) => live::export(&a),
+        Command::Import(a) => live::import(&a),
     }
 }
 
-fn read(path: &Path) -> Result<String, CliError> {
+pub(crate) fn read(path: &Path) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(|source| CliError::Read {
         path: path.to_owned(),
         source,
@@ -76,7 +84,7 @@ fn report(a: &DiffArgs) -> Result<(LocalSnapshot, BrokerSnapshot, Report), CliEr
     Ok((local, broker, r))
 }
 
-fn emit(text: &str) -> Result<(), CliError> {
+pub(crate) fn emit(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).map_err(CliError::Stdout)?;
     out.flush().map_err(CliError::Stdout)

@@ -282,3 +282,38 @@ pub fn plan_table(r: &Report, p: &Plan) -> String {
     }
     out
 }
+
+pub fn apply_table(a: &reconcile_core::ApplyReport) -> String {
+    let mut out = format!("\napplied (run {})\n", a.run_id);
+    let rows = a
+        .results
+        .iter()
+        .map(|r| {
+            vec![
+                r.key.clone(),
+                r.outcome.as_str().to_owned(),
+                r.detail.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["action", "outcome", "detail"], rows));
+    out.push('\n');
+    for s in &a.stale {
+        let _ = writeln!(out, "dropped as stale: {s}");
+    }
+    if let Some(v) = &a.verify {
+        let _ = writeln!(
+            out,
+            "\nverify: {}",
+            if v.in_sync { "in sync" } else { "out of sync" }
+        );
+        let counts: Vec<String> = v
+            .counts()
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(out, "{}", counts.join(", "));
+    }
+    out
+}

@@ -525,6 +525,7 @@ pub enum RunError {
 }
 
 /// Reads a broker snapshot: working orders, history since `since` and holdings of each account.
+/// Holdings are unknown (`None`) when the broker answers `Unsupported` for them.
 ///
 /// # Errors
 /// The first [`BrokerError`]; a failed read is never taken as empty.
@@ -535,7 +536,9 @@ pub async fn read_broker(
     now: DateTime<Utc>,
 ) -> Result<BrokerSnapshot, BrokerError> {
     let mut snapshot = BrokerSnapshot::new(now);
-    let mut positions = Vec::new();
+    // A broker that cannot report holdings at all leaves them unknown (never flat); any other
+    // failure aborts the read.
+    let mut positions = Some(Vec::new());
     for a in accounts {
         let mut seen = BTreeSet::new();
         for o in broker.working_orders(a).await? {
@@ -547,9 +550,17 @@ pub async fn read_broker(
                 snapshot.orders.push(o);
             }
         }
-        positions.extend(broker.positions(a).await?);
+        match broker.positions(a).await {
+            Ok(ps) => {
+                if let Some(all) = &mut positions {
+                    all.extend(ps);
+                }
+            }
+            Err(BrokerError::Unsupported { .. }) => positions = None,
+            Err(e) => return Err(e),
+        }
     }
-    snapshot.positions = Some(positions);
+    snapshot.positions = positions;
     Ok(snapshot)
 }
 

@@ -1,0 +1,283 @@
+//! Commands that read a store and a broker: run, apply, export, import.
+
+use crate::CliError;
+use crate::args::{ApplyArgs, ExportArgs, ImportArgs, RunArgs, Side, SidesArgs};
+use crate::sources::{BrokerUrl, SnapshotBroker};
+use chrono::Utc;
+use reconcile_core::{
+    ApplyOptions, ApplyReport, Broker, BrokerSnapshot, ChangeBatch, LocalChange, LocalSnapshot,
+    Plan, Policy, Reconciler, Report, RunId, Store,
+};
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| CliError::Other(format!("cannot start the runtime: {e}")))
+}
+
+fn broker(url: &BrokerUrl) -> Result<Arc<dyn Broker>, CliError> {
+    match url {
+        BrokerUrl::Snapshot(path) => {
+            let text = crate::read(path)?;
+            let snapshot =
+                BrokerSnapshot::from_json(&text).map_err(|source| CliError::Snapshot {
+                    path: path.clone(),
+                    source,
+                })?;
+            Ok(Arc::new(SnapshotBroker::new(
+                snapshot,
+                format!("snapshot:{}", path.display()),
+            )))
+        }
+    }
+}
+
+fn store(sides: &crate::sources::StoreUrl) -> Result<Arc<dyn Store>, CliError> {
+    sides.open().map_err(|e| CliError::Other(e.to_string()))
+}
+
+/// Fixes that need a live broker are refused up front against a snapshot file.
+fn check_broker_fixes(url: &BrokerUrl, policy: &Policy) -> Result<(), CliError> {
+    let BrokerUrl::Snapshot(path) = url;
+    let needs: Vec<&str> = [
+        (policy.cancel_orphaned, "--cancel-orphaned"),
+        (policy.create_missing, "--create-missing"),
+        (policy.replace_drifted, "--replace-drifted"),
+    ]
+    .into_iter()
+    .filter_map(|(on, flag)| on.then_some(flag))
+    .collect();
+    if needs.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Other(format!(
+        "{} change orders at the broker, but snapshot:{} is a read-only file; run them against a live broker",
+        needs.join(", "),
+        path.display()
+    )))
+}
+
+fn run_id() -> RunId {
+    RunId::new(format!(
+        "run-{}-{}",
+        Utc::now().format("%Y%m%d%H%M%S"),
+        std::process::id()
+    ))
+}
+
+/// Asks before destructive steps unless `--yes`; away from a terminal the answer is no.
+fn confirm(plan: &Plan, yes: bool) -> Result<bool, CliError> {
+    let destructive = plan
+        .actions
+        .iter()
+        .filter(|a| a.action.is_destructive())
+        .count();
+    if yes || destructive == 0 {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        eprintln!(
+            "reconcile: {destructive} destructive actions need --yes when not run at a terminal; nothing applied"
+        );
+        return Ok(false);
+    }
+    eprint!(
+        "apply {} actions, {destructive} of them destructive? [y/N] ",
+        plan.actions.len()
+    );
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Other(format!("reading the answer failed: {e}")))?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+fn show(
+    sides: &SidesArgs,
+    before: &Report,
+    plan: &Plan,
+    applied: Option<&ApplyReport>,
+) -> Result<ExitCode, CliError> {
+    let last = applied.and_then(|a| a.verify.as_ref()).unwrap_or(before);
+    if sides.json {
+        crate::emit(&last.to_json())?;
+    } else {
+        let mut out = crate::output::plan_table(before, plan);
+        if let Some(a) = applied {
+            out.push_str(&crate::output::apply_table(a));
+        }
+        crate::emit(&out)?;
+    }
+    let all_done =
+        applied.is_some_and(|a| !a.results.is_empty() && a.all_done() && a.stale.is_empty());
+    Ok(if last.in_sync || all_done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn run(a: &RunArgs) -> Result<ExitCode, CliError> {
+    let policy = a.fixes.policy();
+    check_broker_fixes(&a.sides.broker, &policy)?;
+    let (b, s) = (broker(&a.sides.broker)?, store(&a.sides.store)?);
+    let rt = runtime()?;
+    let rec = Reconciler::new(b.as_ref(), s.as_ref())
+        .with_options(a.sides.options())
+        .with_policy(policy.clone());
+    let now = Utc::now();
+    let (report, plan) = rt
+        .block_on(rec.plan(now))
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    if let Some(out) = &a.out {
+        std::fs::write(out, plan.to_json()).map_err(|source| CliError::Write {
+            path: out.clone(),
+            source,
+        })?;
+    }
+    if !policy.any_fix() || plan.is_empty() || !confirm(&plan, a.sides.yes)? {
+        return show(&a.sides, &report, &plan, None);
+    }
+    let applied = rt
+        .block_on(rec.apply(&plan, &ApplyOptions::new(run_id(), now)))
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    show(&a.sides, &report, &plan, Some(&applied))
+}
+
+pub fn apply(a: &ApplyArgs) -> Result<ExitCode, CliError> {
+    let text = crate::read(&a.plan)?;
+    let plan = Plan::from_json(&text).map_err(|source| CliError::Snapshot {
+        path: a.plan.clone(),
+        source,
+    })?;
+    check_broker_fixes(&a.sides.broker, &plan.policy)?;
+    let (b, s) = (broker(&a.sides.broker)?, store(&a.sides.store)?);
+    let rt = runtime()?;
+    let rec = Reconciler::new(b.as_ref(), s.as_ref())
+        .with_options(a.sides.options())
+        .with_policy(plan.policy.clone());
+    let now = Utc::now();
+    let report = rt
+        .block_on(rec.diff(now))
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    if !confirm(&plan, a.sides.yes)? {
+        return show(&a.sides, &report, &plan, None);
+    }
+    let applied = rt
+        .block_on(rec.apply(&plan, &ApplyOptions::new(run_id(), now)))
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    show(&a.sides, &report, &plan, Some(&applied))
+}
+
+pub fn export(a: &ExportArgs) -> Result<ExitCode, CliError> {
+    let rt = runtime()?;
+    let now = Utc::now();
+    let text = match a.side {
+        Side::Local => {
+            let url = a
+                .store
+                .as_ref()
+                .ok_or_else(|| CliError::Other("export local needs --store".to_owned()))?;
+            let s = store(url)?;
+            rt.block_on(s.load(&a.scope(), now))
+                .map_err(|e| CliError::Other(e.to_string()))?
+                .to_json()
+        }
+        Side::Broker => {
+            let url = a
+                .broker
+                .as_ref()
+                .ok_or_else(|| CliError::Other("export broker needs --broker".to_owned()))?;
+            let b = broker(url)?;
+            let accounts = if a.accounts.is_empty() {
+                rt.block_on(b.accounts())
+                    .map_err(|e| CliError::Other(e.to_string()))?
+            } else {
+                a.accounts.iter().map(|x| x.as_str().into()).collect()
+            };
+            let since = a.since.unwrap_or(now - chrono::TimeDelta::days(7));
+            let mut snap = rt
+                .block_on(reconcile_core::read_broker(
+                    b.as_ref(),
+                    &accounts,
+                    since,
+                    now,
+                ))
+                .map_err(|e| CliError::Other(e.to_string()))?;
+            let scope = a.scope();
+            snap.orders
+                .retain(|o| scope.includes(&o.account, &o.underlying));
+            if let Some(ps) = &mut snap.positions {
+                ps.retain(|p| scope.includes(&p.account, p.underlying()));
+            }
+            snap.to_json()
+        }
+    };
+    match &a.out {
+        Some(path) => std::fs::write(path, text).map_err(|source| CliError::Write {
+            path: path.clone(),
+            source,
+        })?,
+        None => crate::emit(&text)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn import(a: &ImportArgs) -> Result<ExitCode, CliError> {
+    if a.side != Side::Local {
+        return Err(CliError::Other(
+            "only a local snapshot can be imported into a store".to_owned(),
+        ));
+    }
+    let text = crate::read(&a.file)?;
+    let snap = LocalSnapshot::from_json(&text).map_err(|source| CliError::Snapshot {
+        path: a.file.clone(),
+        source,
+    })?;
+    let s = store(&a.store)?;
+    let rt = runtime()?;
+    let existing = rt
+        .block_on(s.load(&reconcile_core::Scope::all(), snap.as_of))
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    let known: std::collections::BTreeSet<_> =
+        existing.positions.iter().map(|p| p.id.clone()).collect();
+    let kept = snap
+        .positions
+        .iter()
+        .filter(|p| known.contains(&p.id))
+        .count();
+    let mut changes: Vec<LocalChange> = snap
+        .positions
+        .iter()
+        .map(|p| LocalChange::InsertPosition {
+            position: p.clone(),
+        })
+        .collect();
+    changes.extend(
+        snap.intents
+            .iter()
+            .map(|i| LocalChange::PutIntent { intent: i.clone() }),
+    );
+    rt.block_on(s.apply(&ChangeBatch {
+        changes,
+        audit: Vec::new(),
+    }))
+    .map_err(|e| CliError::Other(e.to_string()))?;
+    eprintln!(
+        "imported {} positions and {} intents from {}{}",
+        snap.positions.len() - kept,
+        snap.intents.len(),
+        a.file.display(),
+        if kept > 0 {
+            format!(" ({kept} already present were kept as they were)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
