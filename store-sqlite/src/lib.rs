@@ -88,6 +88,16 @@ fn backend(path: &Path, what: &str, e: &rusqlite::Error) -> StoreError {
     }
 }
 
+fn read_only(path: &Path) -> StoreError {
+    StoreError::Backend {
+        store: "sqlite".to_owned(),
+        message: format!(
+            "{}: read-only: the database or its folder cannot be written",
+            path.display()
+        ),
+    }
+}
+
 fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
@@ -128,15 +138,13 @@ impl SqliteStore {
         // Read before writing anything: a foreign or newer file must stay as it is.
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(|e| {
-                if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
-                    StoreError::Backend {
-                        store: "sqlite".to_owned(),
-                        message: format!("{}: not a SQLite database", path.display()),
-                    }
-                } else {
-                    fail("reading the schema version", e)
-                }
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(ErrorCode::NotADatabase) => StoreError::Backend {
+                    store: "sqlite".to_owned(),
+                    message: format!("{}: not a SQLite database", path.display()),
+                },
+                Some(ErrorCode::ReadOnly) => read_only(&path),
+                _ => fail("reading the schema version", e),
             })?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::Backend {
@@ -146,6 +154,13 @@ impl SqliteStore {
                     path.display()
                 ),
             });
+        }
+        // SQLite quietly falls back to read-only when it cannot write; a store must write.
+        if conn
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(|e| fail("checking write access", e))?
+        {
+            return Err(read_only(&path));
         }
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))

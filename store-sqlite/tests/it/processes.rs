@@ -1,4 +1,5 @@
-//! Two processes on one file.
+//! Two processes on one file. The second process is the `sqlite_writer` example, which a plain
+//! `cargo test` builds; a run filtered with `--test it` does not rebuild it.
 
 use super::scratch;
 use reconcile_core::testkit::build::{PositionExt, at, position, target};
@@ -124,4 +125,46 @@ async fn a_process_killed_mid_batch_leaves_all_or_nothing() {
         seen_between > 0,
         "no kill landed inside the batch; the test proved nothing"
     );
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_read_only_database_is_an_error_and_left_untouched() {
+    let dir = scratch("read-only");
+    let db = dir.join("db.sqlite");
+    drop(SqliteStore::open(&db).unwrap());
+    // A clean shutdown folds the WAL back in; what is left must not change.
+    let before = std::fs::read(&db).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // Permissions bind everyone but root: as root, open it as `nobody`.
+    let mut cmd = if running_as_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(writer());
+        c
+    } else {
+        Command::new(writer())
+    };
+    let out = cmd
+        .args(["hammer", db.to_str().unwrap(), "1"])
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("db.sqlite"), "{err}");
+    assert!(err.contains("db.sqlite: read-only"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), before);
 }
