@@ -58,15 +58,8 @@ pub struct SidesArgs {
 
 impl SidesArgs {
     pub fn options(&self) -> DiffOptions {
-        let mut scope = Scope::all();
-        for u in &self.underlyings {
-            scope = scope.with_underlying(u.as_str());
-        }
-        for a in &self.accounts {
-            scope = scope.with_account(a.as_str());
-        }
         DiffOptions {
-            scope,
+            scope: scope(&self.accounts, &self.underlyings),
             grace: self.grace,
             now: None,
         }
@@ -126,14 +119,7 @@ pub struct ExportArgs {
 
 impl ExportArgs {
     pub fn scope(&self) -> Scope {
-        let mut scope = Scope::all();
-        for u in &self.underlyings {
-            scope = scope.with_underlying(u.as_str());
-        }
-        for a in &self.accounts {
-            scope = scope.with_account(a.as_str());
-        }
-        scope
+        scope(&self.accounts, &self.underlyings)
     }
 }
 
@@ -175,15 +161,8 @@ pub struct DiffArgs {
 
 impl DiffArgs {
     pub fn options(&self) -> DiffOptions {
-        let mut scope = Scope::all();
-        for u in &self.underlyings {
-            scope = scope.with_underlying(u.as_str());
-        }
-        for a in &self.accounts {
-            scope = scope.with_account(a.as_str());
-        }
         DiffOptions {
-            scope,
+            scope: scope(&self.accounts, &self.underlyings),
             grace: self.grace,
             now: self.now,
         }
@@ -252,6 +231,18 @@ impl FixArgs {
             ..Policy::report_only()
         }
     }
+}
+
+/// The scope the repeatable `--account` and `--underlying` flags give (none: everything).
+fn scope(accounts: &[String], underlyings: &[String]) -> Scope {
+    let mut scope = Scope::all();
+    for u in underlyings {
+        scope = scope.with_underlying(u.as_str());
+    }
+    for a in accounts {
+        scope = scope.with_account(a.as_str());
+    }
+    scope
 }
 
 /// `60s`, `2m`, `1h`, `500ms` or a bare number of seconds.

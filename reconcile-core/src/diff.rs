@@ -689,27 +689,7 @@ impl<'a> Differ<'a> {
     }
 
     fn spec(&self, p: &Position, t: &ProfitTarget) -> OrderSpec {
-        let mut legs = t.legs.clone();
-        legs.sort();
-        let held = self.held.as_ref().map(|h| {
-            let mut syms: Vec<&Symbol> = legs.iter().map(|l| &l.symbol).collect();
-            syms.dedup();
-            syms.into_iter()
-                .map(|s| Holding {
-                    symbol: s.clone(),
-                    quantity: h.get(&(&p.account, s)).copied().unwrap_or_default(),
-                })
-                .collect()
-        });
-        OrderSpec {
-            account: p.account.clone(),
-            underlying: p.underlying.clone(),
-            legs,
-            limit_price: t.limit_price,
-            stop_price: t.stop_price,
-            quantity: t.quantity,
-            held,
-        }
+        order_spec(p, t, self.held.as_ref())
     }
 
     fn holdings(
@@ -815,7 +795,7 @@ impl<'a> Differ<'a> {
                     due.push(Missing {
                         position_id: p.id.clone(),
                         target_key: t.key.clone(),
-                        spec: self.spec_with(p, t, &held),
+                        spec: order_spec(p, t, Some(&held)),
                     });
                 }
             }
@@ -867,35 +847,6 @@ impl<'a> Differ<'a> {
         Ok(())
     }
 
-    fn spec_with(
-        &self,
-        p: &Position,
-        t: &ProfitTarget,
-        held: &FxMap<HoldKey<'a>, Decimal>,
-    ) -> OrderSpec {
-        let mut spec = OrderSpec {
-            account: p.account.clone(),
-            underlying: p.underlying.clone(),
-            legs: t.legs.clone(),
-            limit_price: t.limit_price,
-            stop_price: t.stop_price,
-            quantity: t.quantity,
-            held: None,
-        };
-        spec.legs.sort();
-        let mut syms: Vec<&Symbol> = spec.legs.iter().map(|l| &l.symbol).collect();
-        syms.dedup();
-        spec.held = Some(
-            syms.into_iter()
-                .map(|s| Holding {
-                    symbol: s.clone(),
-                    quantity: held.get(&(&p.account, s)).copied().unwrap_or_default(),
-                })
-                .collect(),
-        );
-        spec
-    }
-
     fn sort(&mut self) {
         let r = &mut self.report;
         let tk = |p: &crate::ids::PositionId, k: &crate::ids::TargetKey| (p.clone(), k.clone());
@@ -939,6 +890,35 @@ impl<'a> Differ<'a> {
             .sort_by(|a, b| (&a.symbol, &a.account).cmp(&(&b.symbol, &b.account)));
         r.quantity_mismatches
             .sort_by(|a, b| (&a.symbol, &a.account).cmp(&(&b.symbol, &b.account)));
+    }
+}
+
+/// What a target expects of its order, with the broker's holdings of its legs when known.
+fn order_spec(
+    p: &Position,
+    t: &ProfitTarget,
+    held: Option<&FxMap<HoldKey<'_>, Decimal>>,
+) -> OrderSpec {
+    let mut legs = t.legs.clone();
+    legs.sort();
+    let held = held.map(|h| {
+        let mut syms: Vec<&Symbol> = legs.iter().map(|l| &l.symbol).collect();
+        syms.dedup();
+        syms.into_iter()
+            .map(|s| Holding {
+                symbol: s.clone(),
+                quantity: h.get(&(&p.account, s)).copied().unwrap_or_default(),
+            })
+            .collect()
+    });
+    OrderSpec {
+        account: p.account.clone(),
+        underlying: p.underlying.clone(),
+        legs,
+        limit_price: t.limit_price,
+        stop_price: t.stop_price,
+        quantity: t.quantity,
+        held,
     }
 }
 

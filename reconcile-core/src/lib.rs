@@ -29,6 +29,33 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+/// Declares a unit type that serializes as one fixed `format` string and refuses any other.
+macro_rules! format_tag {
+    ($(#[$doc:meta])* $name:ident, $value:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct $name;
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str($value)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let tag = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+                if tag == $value {
+                    Ok(Self)
+                } else {
+                    Err(serde::de::Error::custom(format!("expected {:?}, found {:?}", $value, tag)))
+                }
+            }
+        }
+    };
+}
+pub(crate) use format_tag;
+
 pub mod decimal;
 pub mod diff;
 pub mod executor;

@@ -8,34 +8,17 @@ use crate::report::{InvalidReason, OrderSpec, Report};
 use crate::symbol::Symbol;
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The `format` tag of a plan.
 pub const PLAN_FORMAT: &str = "reconcile.plan/v1";
 
-/// The tag `"reconcile.plan/v1"`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PlanFormat;
-
-impl Serialize for PlanFormat {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(PLAN_FORMAT)
-    }
-}
-
-impl<'de> Deserialize<'de> for PlanFormat {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let tag = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        if tag == PLAN_FORMAT {
-            Ok(Self)
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "expected {PLAN_FORMAT:?}, found {tag:?}"
-            )))
-        }
-    }
-}
+crate::format_tag!(
+    /// The tag `"reconcile.plan/v1"`.
+    PlanFormat,
+    PLAN_FORMAT
+);
 
 /// Percentages for the protective targets given to a backfilled position (seed 003).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,33 +8,16 @@ use crate::model::{OrderStatus, TargetLeg};
 use crate::symbol::Symbol;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// The `format` tag of a report.
 pub const REPORT_FORMAT: &str = "reconcile.report/v1";
 
-/// The tag `"reconcile.report/v1"`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReportFormat;
-
-impl Serialize for ReportFormat {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(REPORT_FORMAT)
-    }
-}
-
-impl<'de> Deserialize<'de> for ReportFormat {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let tag = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        if tag == REPORT_FORMAT {
-            Ok(Self)
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "expected {REPORT_FORMAT:?}, found {tag:?}"
-            )))
-        }
-    }
-}
+crate::format_tag!(
+    /// The tag `"reconcile.report/v1"`.
+    ReportFormat,
+    REPORT_FORMAT
+);
 
 /// A (position, target) pair.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

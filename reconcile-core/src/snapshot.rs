@@ -4,7 +4,7 @@
 use crate::model::{BrokerPosition, Intent, Order, Position, null_as_empty};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
 
@@ -12,34 +12,6 @@ use std::fmt;
 pub const LOCAL_FORMAT: &str = "reconcile.local/v1";
 /// The `format` tag of a broker snapshot.
 pub const BROKER_FORMAT: &str = "reconcile.broker/v1";
-
-macro_rules! format_tag {
-    ($(#[$doc:meta])* $name:ident, $value:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-        pub struct $name;
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str($value)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let tag = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                if tag == $value {
-                    Ok(Self)
-                } else {
-                    Err(serde::de::Error::custom(format!(
-                        "expected {:?}, found {:?}",
-                        $value, tag
-                    )))
-                }
-            }
-        }
-    };
-}
 
 format_tag!(
     /// The tag `"reconcile.local/v1"`.
