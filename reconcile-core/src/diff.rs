@@ -22,6 +22,9 @@ pub struct Scope {
     pub accounts: BTreeSet<AccountId>,
     /// Underlyings in scope; empty means every underlying.
     pub underlyings: BTreeSet<String>,
+    /// Local position states to load; empty means every state. The diff itself only ever looks
+    /// at pending, open and closing positions.
+    pub states: BTreeSet<PositionState>,
 }
 
 impl Scope {
@@ -42,6 +45,24 @@ impl Scope {
     pub fn with_underlying(mut self, underlying: impl Into<String>) -> Self {
         self.underlyings.insert(underlying.into());
         self
+    }
+
+    /// Adds a position state to the scope.
+    #[must_use]
+    pub fn with_state(mut self, state: PositionState) -> Self {
+        self.states.insert(state);
+        self
+    }
+
+    /// Whether a local position is in scope: its account, underlying and state.
+    pub fn includes_position(&self, p: &Position) -> bool {
+        self.includes(&p.account, &p.underlying)
+            && (self.states.is_empty() || self.states.contains(&p.state))
+    }
+
+    /// Whether the scope names no account, underlying or state.
+    pub fn is_everything(&self) -> bool {
+        self.accounts.is_empty() && self.underlyings.is_empty() && self.states.is_empty()
     }
 
     /// Whether an (account, underlying) pair is in scope.
@@ -147,10 +168,7 @@ impl<'a> Differ<'a> {
         let mut positions: Vec<&Position> = local
             .positions
             .iter()
-            .filter(|p| {
-                p.state != PositionState::Closed
-                    && options.scope.includes(&p.account, &p.underlying)
-            })
+            .filter(|p| p.state != PositionState::Closed && options.scope.includes_position(p))
             .collect();
         positions.sort_by(|a, b| a.id.cmp(&b.id));
         Self {
@@ -509,13 +527,13 @@ impl<'a> Differ<'a> {
             .iter()
             .map(|p| (p.id.as_str(), p))
             .collect();
-        let unscoped = self.scope.accounts.is_empty() && self.scope.underlyings.is_empty();
+        let unscoped = self.scope.is_everything();
         let mut out: Vec<&Intent> = self
             .local
             .intents
             .iter()
             .filter(|i| match by_id.get(i.position_id.as_str()) {
-                Some(p) => self.scope.includes(&p.account, &p.underlying),
+                Some(p) => self.scope.includes_position(p),
                 None => unscoped,
             })
             .collect();

@@ -288,6 +288,9 @@ impl SqliteStore {
                 .collect::<Vec<_>>(),
         )
         .to_string();
+        let states =
+            serde_json::Value::from(scope.states.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+                .to_string();
         let mut conn = self
             .conn
             .lock()
@@ -297,7 +300,8 @@ impl SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(|e| fail("starting a read", e))?;
         const SCOPE: &str = "(?1 = '[]' OR p.account IN (SELECT value FROM json_each(?1)))
-             AND (?2 = '[]' OR p.underlying IN (SELECT value FROM json_each(?2)))";
+             AND (?2 = '[]' OR p.underlying IN (SELECT value FROM json_each(?2)))
+             AND (?3 = '[]' OR p.state IN (SELECT value FROM json_each(?3)))";
         let mut snapshot = LocalSnapshot::new(as_of);
         let mut index: HashMap<String, usize> = HashMap::new();
         {
@@ -308,7 +312,7 @@ impl SqliteStore {
                 ))
                 .map_err(|e| fail("reading positions", e))?;
             let mut rows = q
-                .query(params![accounts, underlyings])
+                .query(params![accounts, underlyings, states])
                 .map_err(|e| fail("reading positions", e))?;
             while let Some(r) = rows.next().map_err(|e| fail("reading positions", e))? {
                 let row = |e| fail("reading positions", e);
@@ -337,7 +341,7 @@ impl SqliteStore {
                 ))
                 .map_err(|e| fail("reading legs", e))?;
             let mut rows = q
-                .query(params![accounts, underlyings])
+                .query(params![accounts, underlyings, states])
                 .map_err(|e| fail("reading legs", e))?;
             while let Some(r) = rows.next().map_err(|e| fail("reading legs", e))? {
                 let row = |e| fail("reading legs", e);
@@ -365,7 +369,7 @@ impl SqliteStore {
                 ))
                 .map_err(|e| fail("reading targets", e))?;
             let mut rows = q
-                .query(params![accounts, underlyings])
+                .query(params![accounts, underlyings, states])
                 .map_err(|e| fail("reading targets", e))?;
             while let Some(r) = rows.next().map_err(|e| fail("reading targets", e))? {
                 let row = |e| fail("reading targets", e);
@@ -400,7 +404,7 @@ impl SqliteStore {
                 ))
                 .map_err(|e| fail("reading target legs", e))?;
             let mut rows = q
-                .query(params![accounts, underlyings])
+                .query(params![accounts, underlyings, states])
                 .map_err(|e| fail("reading target legs", e))?;
             while let Some(r) = rows.next().map_err(|e| fail("reading target legs", e))? {
                 let row = |e| fail("reading target legs", e);
@@ -422,12 +426,12 @@ impl SqliteStore {
                 .prepare_cached(&format!(
                     "SELECT i.client_order_id, i.position_id, i.target_key, i.created_at
                      FROM intents i LEFT JOIN positions p ON p.id = i.position_id
-                     WHERE (p.id IS NULL AND ?1 = '[]' AND ?2 = '[]') OR (p.id IS NOT NULL AND {SCOPE})
+                     WHERE (p.id IS NULL AND ?1 = '[]' AND ?2 = '[]' AND ?3 = '[]') OR (p.id IS NOT NULL AND {SCOPE})
                      ORDER BY i.client_order_id"
                 ))
                 .map_err(|e| fail("reading intents", e))?;
             let mut rows = q
-                .query(params![accounts, underlyings])
+                .query(params![accounts, underlyings, states])
                 .map_err(|e| fail("reading intents", e))?;
             while let Some(r) = rows.next().map_err(|e| fail("reading intents", e))? {
                 let row = |e| fail("reading intents", e);

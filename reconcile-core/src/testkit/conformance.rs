@@ -59,7 +59,7 @@ pub async fn positions_round_trip_exactly(store: &dyn Store) {
     assert_eq!(got.targets[0].limit_price.unwrap().to_string(), "0.60");
 }
 
-/// Loading honours the scope's accounts and underlyings, and returns closed positions too.
+/// Loading honours the scope's accounts, underlyings and states; no states means all of them.
 pub async fn load_honours_scope(store: &dyn Store) {
     store
         .apply(&batch(vec![
@@ -89,6 +89,16 @@ pub async fn load_honours_scope(store: &dyn Store) {
         .await
         .unwrap());
     assert_eq!(spy, ["3"]);
+    let open = ids(store
+        .load(&Scope::all().with_state(PositionState::Open), now)
+        .await
+        .unwrap());
+    assert_eq!(open, ["1", "2"]);
+    let scope = Scope::all()
+        .with_account("A")
+        .with_state(PositionState::Closed)
+        .with_state(PositionState::Pending);
+    assert_eq!(ids(store.load(&scope, now).await.unwrap()), ["3"]);
 }
 
 /// Link, clear, status and error changes land on the right target.

@@ -185,16 +185,16 @@ impl Store for InMemoryStore {
             .records
             .positions
             .values()
-            .filter(|p| scope.includes(&p.account, &p.underlying))
+            .filter(|p| scope.includes_position(p))
             .cloned()
             .collect();
-        let unscoped = scope.accounts.is_empty() && scope.underlyings.is_empty();
+        let unscoped = scope.is_everything();
         snap.intents = st
             .records
             .intents
             .values()
             .filter(|i| match st.records.positions.get(&i.position_id) {
-                Some(p) => scope.includes(&p.account, &p.underlying),
+                Some(p) => scope.includes_position(p),
                 None => unscoped,
             })
             .cloned()
