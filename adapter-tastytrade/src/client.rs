@@ -1,0 +1,613 @@
+//! `TastytradeBroker`: the HTTP client. Idempotent calls are retried with backoff and jitter on
+//! 429, 5xx and timeouts (honouring `Retry-After`); a 401 triggers one token refresh; placements
+//! and replacements are never re-sent blindly.
+
+use crate::{mapping, wire};
+use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reconcile_core::{
+    AccountId, Broker, BrokerError, BrokerPosition, CancelOutcome, ClientOrderId, Order, OrderId,
+    PlaceOrder, ReplaceOrder,
+};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The production API.
+pub const PRODUCTION: &str = "https://api.tastyworks.com";
+/// The certification sandbox.
+pub const SANDBOX: &str = "https://api.cert.tastyworks.com";
+/// Environment variable holding the OAuth client secret.
+pub const ENV_CLIENT_SECRET: &str = "TASTYTRADE_CLIENT_SECRET";
+/// Environment variable holding the OAuth refresh token.
+pub const ENV_REFRESH_TOKEN: &str = "TASTYTRADE_REFRESH_TOKEN";
+/// Environment variable naming the default account.
+pub const ENV_ACCOUNT: &str = "TASTYTRADE_ACCOUNT";
+/// The largest page the order search serves.
+pub const PAGE_SIZE: usize = 200;
+
+const NAME: &str = "tastytrade";
+
+/// Why a broker could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A required environment variable is missing.
+    #[error("environment variable {0} is not set")]
+    MissingEnv(&'static str),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+struct Token {
+    value: SecretString,
+    expires: Instant,
+}
+
+/// The TastyTrade [`Broker`].
+pub struct TastytradeBroker {
+    http: reqwest::Client,
+    base: String,
+    client_secret: SecretString,
+    refresh_token: SecretString,
+    token: Mutex<Option<Token>>,
+    limiter: DefaultDirectRateLimiter,
+    user_agent: String,
+    retries: usize,
+    requests: AtomicU64,
+}
+
+impl std::fmt::Debug for TastytradeBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TastytradeBroker")
+            .field("base", &self.base)
+            .field("credentials", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl TastytradeBroker {
+    /// A broker for `base` (production, sandbox, a proxy or the simulator) with OAuth
+    /// credentials. Requests are paced to `per_second` (the API publishes no quota and warns
+    /// against polling; 10 a second stays well clear of throttling).
+    ///
+    /// # Errors
+    /// [`BuildError::Http`] if the TLS stack cannot be set up.
+    pub fn new(
+        base: impl Into<String>,
+        client_secret: SecretString,
+        refresh_token: SecretString,
+    ) -> Result<Self, BuildError> {
+        // The ring provider, installed once per process; a second install is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let user_agent = format!("reconcile/{}", env!("CARGO_PKG_VERSION"));
+        let http = reqwest::Client::builder()
+            .user_agent(user_agent.clone())
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| BuildError::Http(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: base.into().trim_end_matches('/').to_owned(),
+            client_secret,
+            refresh_token,
+            token: Mutex::new(None),
+            limiter: RateLimiter::direct(Quota::per_second(
+                NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+            )),
+            user_agent,
+            retries: 4,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// A broker with credentials from `TASTYTRADE_CLIENT_SECRET` and `TASTYTRADE_REFRESH_TOKEN`.
+    ///
+    /// # Errors
+    /// [`BuildError::MissingEnv`] naming the missing variable.
+    pub fn from_env(base: impl Into<String>) -> Result<Self, BuildError> {
+        let get = |k: &'static str| {
+            std::env::var(k)
+                .map(SecretString::from)
+                .map_err(|_| BuildError::MissingEnv(k))
+        };
+        Self::new(base, get(ENV_CLIENT_SECRET)?, get(ENV_REFRESH_TOKEN)?)
+    }
+
+    /// Sets the pacing, in requests per second.
+    #[must_use]
+    pub fn with_rate(mut self, per_second: u32) -> Self {
+        self.limiter = RateLimiter::direct(Quota::per_second(
+            NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN),
+        ));
+        self
+    }
+
+    /// Sets the request timeout.
+    ///
+    /// # Errors
+    /// [`BuildError::Http`] if the client cannot be rebuilt.
+    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, BuildError> {
+        self.http = reqwest::Client::builder()
+            .user_agent(self.user_agent.clone())
+            .timeout(timeout)
+            .build()
+            .map_err(|e| BuildError::Http(e.to_string()))?;
+        Ok(self)
+    }
+
+    /// How many HTTP requests this broker has sent (token requests included).
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn transport(endpoint: &str, e: &reqwest::Error) -> BrokerError {
+        // reqwest's messages name the URL (host and path) but never our headers or bodies.
+        let what = if e.is_timeout() {
+            "timed out".to_owned()
+        } else {
+            e.to_string()
+        };
+        BrokerError::Transport {
+            broker: NAME.to_owned(),
+            endpoint: endpoint.to_owned(),
+            message: what,
+        }
+    }
+
+    async fn refresh(&self) -> Result<SecretString, BrokerError> {
+        let endpoint = "/oauth/token";
+        let body = wire::TokenRequest {
+            grant_type: "refresh_token".to_owned(),
+            refresh_token: self.refresh_token.expose_secret().to_owned(),
+            client_secret: self.client_secret.expose_secret().to_owned(),
+        };
+        let bytes = serde_json::to_vec(&body).map_err(|e| BrokerError::Protocol {
+            broker: NAME.to_owned(),
+            endpoint: endpoint.to_owned(),
+            message: e.to_string(),
+        })?;
+        self.limiter.until_ready().await;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = self
+            .http
+            .post(format!("{}{endpoint}", self.base))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| Self::transport(endpoint, &e))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| Self::transport(endpoint, &e))?;
+        if !status.is_success() {
+            let err: wire::ErrorBody = serde_json::from_str(&text).unwrap_or_default();
+            return Err(BrokerError::Unauthenticated {
+                broker: NAME.to_owned(),
+                message: format!(
+                    "token refresh refused ({status}): {} {}",
+                    err.code(),
+                    err.message()
+                )
+                .trim()
+                .to_owned(),
+            });
+        }
+        let t: wire::TokenResponse =
+            serde_json::from_str(&text).map_err(|e| BrokerError::Protocol {
+                broker: NAME.to_owned(),
+                endpoint: endpoint.to_owned(),
+                message: format!("token answer: {e}"),
+            })?;
+        let lasts = Duration::from_secs(u64::try_from(t.expires_in.unwrap_or(900)).unwrap_or(900));
+        let value = SecretString::from(t.access_token);
+        let mut slot = self
+            .token
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Some(Token {
+            value: value.clone(),
+            // Refresh a minute ahead of expiry.
+            expires: Instant::now() + lasts.saturating_sub(Duration::from_secs(60)),
+        });
+        Ok(value)
+    }
+
+    async fn token(&self) -> Result<SecretString, BrokerError> {
+        let cached = {
+            let slot = self
+                .token
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            slot.as_ref()
+                .filter(|t| t.expires > Instant::now())
+                .map(|t| t.value.clone())
+        };
+        match cached {
+            Some(t) => Ok(t),
+            None => self.refresh().await,
+        }
+    }
+
+    /// One request with one token refresh on a 401. Returns the status and body.
+    async fn once(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<(StatusCode, String, Option<Duration>), BrokerError> {
+        let endpoint = path.split('?').next().unwrap_or(path).to_owned();
+        let mut refreshed = false;
+        loop {
+            let token = self.token().await?;
+            self.limiter.until_ready().await;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .header("Authorization", format!("Bearer {}", token.expose_secret()))
+                .header("Accept", "application/json");
+            if let Some(b) = body {
+                req = req
+                    .header("Content-Type", "application/json")
+                    .body(b.to_vec());
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| Self::transport(&endpoint, &e))?;
+            let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get("Retry-After")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| Self::transport(&endpoint, &e))?;
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                refreshed = true;
+                self.token
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                continue;
+            }
+            return Ok((status, text, retry_after));
+        }
+    }
+
+    /// A request, retried when `idempotent` on 429, 5xx and transport errors.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        idempotent: bool,
+    ) -> Result<(StatusCode, String), BrokerError> {
+        let endpoint = path.split('?').next().unwrap_or(path).to_owned();
+        let attempt = || async {
+            let (status, text, retry_after) = self.once(&method, path, body.as_deref()).await?;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                return Err(BrokerError::RateLimited {
+                    broker: NAME.to_owned(),
+                    retry_after,
+                });
+            }
+            if status.is_server_error() {
+                let err: wire::ErrorBody = serde_json::from_str(&text).unwrap_or_default();
+                return Err(BrokerError::Transport {
+                    broker: NAME.to_owned(),
+                    endpoint: endpoint.clone(),
+                    message: format!("{status} {}", err.message()).trim().to_owned(),
+                });
+            }
+            Ok((status, text))
+        };
+        if !idempotent {
+            return attempt().await;
+        }
+        let policy = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(10))
+            .with_max_times(self.retries)
+            .with_jitter();
+        attempt
+            .retry(policy)
+            .sleep(tokio::time::sleep)
+            .when(|e| {
+                matches!(
+                    e,
+                    BrokerError::RateLimited { .. } | BrokerError::Transport { .. }
+                )
+            })
+            .adjust(|e, dur| match e {
+                BrokerError::RateLimited {
+                    retry_after: Some(ra),
+                    ..
+                } => Some(*ra),
+                _ => dur,
+            })
+            .notify(|e, wait| tracing::debug!(error = %e, ?wait, "retrying a TastyTrade call"))
+            .await
+    }
+
+    fn parse<T: DeserializeOwned>(endpoint: &str, text: &str) -> Result<T, BrokerError> {
+        serde_json::from_str(text).map_err(|e| BrokerError::Protocol {
+            broker: NAME.to_owned(),
+            endpoint: endpoint.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    fn refused(endpoint: &str, status: StatusCode, text: &str) -> BrokerError {
+        let err: wire::ErrorBody = serde_json::from_str(text).unwrap_or_default();
+        let message = format!("{} {}", err.code(), err.message())
+            .trim()
+            .to_owned();
+        match status {
+            StatusCode::NOT_FOUND => BrokerError::NotFound {
+                broker: NAME.to_owned(),
+                what: endpoint.to_owned(),
+            },
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => BrokerError::Unauthenticated {
+                broker: NAME.to_owned(),
+                message,
+            },
+            s if s.is_client_error() => BrokerError::Rejected {
+                broker: NAME.to_owned(),
+                message: format!("{status} {message}"),
+            },
+            _ => BrokerError::Protocol {
+                broker: NAME.to_owned(),
+                endpoint: endpoint.to_owned(),
+                message: format!("{status} {message}"),
+            },
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, BrokerError> {
+        let (status, text) = self.call(Method::GET, path, None, true).await?;
+        if !status.is_success() {
+            return Err(Self::refused(path, status, &text));
+        }
+        Self::parse(path, &text)
+    }
+
+    /// Every page of an order list.
+    async fn orders_paged(&self, path_and_query: &str) -> Result<Vec<Order>, BrokerError> {
+        let mut out = Vec::new();
+        let mut page = 0i64;
+        let sep = if path_and_query.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        loop {
+            let path = format!("{path_and_query}{sep}per-page={PAGE_SIZE}&page-offset={page}");
+            let env: wire::Envelope<wire::Items<wire::Order>> = self.get(&path).await?;
+            for o in &env.data.items {
+                out.push(mapping::order(o).map_err(|m| BrokerError::Protocol {
+                    broker: NAME.to_owned(),
+                    endpoint: path_and_query.to_owned(),
+                    message: m,
+                })?);
+            }
+            match env.pagination {
+                Some(p) if p.page_offset + 1 < p.total_pages => page = p.page_offset + 1,
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn account_path(account: &AccountId) -> String {
+        format!("/accounts/{}", encode(account.as_str()))
+    }
+}
+
+/// Percent-encodes a path segment.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Broker for TastytradeBroker {
+    fn name(&self) -> String {
+        NAME.to_owned()
+    }
+
+    async fn accounts(&self) -> Result<Vec<AccountId>, BrokerError> {
+        let env: wire::Envelope<wire::Items<wire::AccountItem>> =
+            self.get("/customers/me/accounts").await?;
+        Ok(env
+            .data
+            .items
+            .into_iter()
+            .filter(|i| i.account.is_closed != Some(true))
+            .map(|i| AccountId::new(i.account.account_number))
+            .collect())
+    }
+
+    async fn working_orders(&self, account: &AccountId) -> Result<Vec<Order>, BrokerError> {
+        // `/orders/live` lists every status of the day: keep the working ones.
+        let all = self
+            .orders_paged(&format!("{}/orders/live", Self::account_path(account)))
+            .await?;
+        Ok(all.into_iter().filter(|o| o.status.is_working()).collect())
+    }
+
+    async fn order_history(
+        &self,
+        account: &AccountId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Order>, BrokerError> {
+        let path = format!(
+            "{}/orders?start-date={}&sort=Asc",
+            Self::account_path(account),
+            since.format("%Y-%m-%d")
+        );
+        self.orders_paged(&path).await
+    }
+
+    async fn positions(&self, account: &AccountId) -> Result<Vec<BrokerPosition>, BrokerError> {
+        let env: wire::Envelope<wire::Items<wire::Position>> = self
+            .get(&format!("{}/positions", Self::account_path(account)))
+            .await?;
+        Ok(env.data.items.iter().map(mapping::position).collect())
+    }
+
+    async fn order(&self, account: &AccountId, id: &OrderId) -> Result<Option<Order>, BrokerError> {
+        let path = format!(
+            "{}/orders/{}",
+            Self::account_path(account),
+            encode(id.as_str())
+        );
+        match self.get::<wire::Envelope<wire::Order>>(&path).await {
+            Ok(env) => mapping::order(&env.data)
+                .map(Some)
+                .map_err(|m| BrokerError::Protocol {
+                    broker: NAME.to_owned(),
+                    endpoint: path,
+                    message: m,
+                }),
+            Err(BrokerError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn find_by_client_order_id(
+        &self,
+        account: &AccountId,
+        cid: &ClientOrderId,
+    ) -> Result<Option<Order>, BrokerError> {
+        // No server-side filter exists: look through the day's orders.
+        let all = self
+            .orders_paged(&format!("{}/orders/live", Self::account_path(account)))
+            .await?;
+        Ok(all
+            .into_iter()
+            .find(|o| o.client_order_id.as_ref() == Some(cid)))
+    }
+
+    async fn cancel(
+        &self,
+        account: &AccountId,
+        id: &OrderId,
+    ) -> Result<CancelOutcome, BrokerError> {
+        let path = format!(
+            "{}/orders/{}",
+            Self::account_path(account),
+            encode(id.as_str())
+        );
+        let (status, text) = self.call(Method::DELETE, &path, None, true).await?;
+        if status.is_success() {
+            return Ok(CancelOutcome::Requested);
+        }
+        let err: wire::ErrorBody = serde_json::from_str(&text).unwrap_or_default();
+        if status == StatusCode::UNPROCESSABLE_ENTITY && err.code() == "cannot_update_order" {
+            // The order had already finished.
+            return Ok(CancelOutcome::AlreadyDone);
+        }
+        Err(Self::refused(&path, status, &text))
+    }
+
+    async fn place(&self, order: &PlaceOrder) -> Result<Order, BrokerError> {
+        let path = format!("{}/orders", Self::account_path(&order.account));
+        let body =
+            serde_json::to_vec(&mapping::new_order(order)).map_err(|e| BrokerError::Protocol {
+                broker: NAME.to_owned(),
+                endpoint: path.clone(),
+                message: e.to_string(),
+            })?;
+        let (status, text) = self.call(Method::POST, &path, Some(body), false).await?;
+        if !status.is_success() {
+            return Err(Self::refused(&path, status, &text));
+        }
+        let env: wire::Envelope<wire::Placed> = Self::parse(&path, &text)?;
+        mapping::order(&env.data.order).map_err(|m| BrokerError::Protocol {
+            broker: NAME.to_owned(),
+            endpoint: path,
+            message: m,
+        })
+    }
+
+    async fn replace(
+        &self,
+        account: &AccountId,
+        id: &OrderId,
+        changes: &ReplaceOrder,
+    ) -> Result<Order, BrokerError> {
+        let path = format!(
+            "{}/orders/{}",
+            Self::account_path(account),
+            encode(id.as_str())
+        );
+        let current = self
+            .order(account, id)
+            .await?
+            .ok_or_else(|| BrokerError::NotFound {
+                broker: NAME.to_owned(),
+                what: path.clone(),
+            })?;
+        // Only price, type and time in force may change; the legs must be the original's.
+        let legs = current
+            .legs
+            .iter()
+            .map(|l| reconcile_core::TargetLeg {
+                symbol: l.symbol.clone(),
+                side: l.side,
+                quantity: l.quantity,
+            })
+            .collect();
+        let place = PlaceOrder {
+            account: account.clone(),
+            underlying: current.underlying.clone(),
+            client_order_id: changes.client_order_id.clone(),
+            order_type: current
+                .order_type
+                .unwrap_or(reconcile_core::OrderType::Limit),
+            time_in_force: reconcile_core::TimeInForce::Gtc,
+            limit_price: changes.limit_price.or(current.limit_price),
+            stop_price: changes.stop_price.or(current.stop_price),
+            legs,
+        };
+        let body =
+            serde_json::to_vec(&mapping::new_order(&place)).map_err(|e| BrokerError::Protocol {
+                broker: NAME.to_owned(),
+                endpoint: path.clone(),
+                message: e.to_string(),
+            })?;
+        let (status, text) = self.call(Method::PUT, &path, Some(body), false).await?;
+        if !status.is_success() {
+            return Err(Self::refused(&path, status, &text));
+        }
+        let env: wire::Envelope<wire::Order> = Self::parse(&path, &text)?;
+        mapping::order(&env.data).map_err(|m| BrokerError::Protocol {
+            broker: NAME.to_owned(),
+            endpoint: path,
+            message: m,
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! Retries, refreshes and lost answers.
+
+use super::*;
+use adapter_tastytrade::sim::{Fault, FaultRule};
+use reconcile_core::testkit::InMemoryStore;
+use reconcile_core::testkit::build::{PositionExt, TargetExt, local, position, target};
+use reconcile_core::{ApplyOptions, Broker, Policy, Reconciler, Store};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn a_429_is_retried_after_the_time_it_asks_for() {
+    let (sim, broker) = world().await;
+    broker.accounts().await.unwrap();
+    sim.fail_next(FaultRule::on(
+        "GET",
+        "/positions",
+        Fault::TooManyRequests { retry_after: 1 },
+    ));
+    let started = Instant::now();
+    broker.positions(&"5WT00001".into()).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "waited {:?}",
+        started.elapsed()
+    );
+    let tries = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/positions"))
+        .count();
+    assert_eq!(tries, 2);
+}
+
+#[tokio::test]
+async fn a_500_on_a_cancel_is_retried() {
+    let (sim, broker) = world().await;
+    sim.fail_next(FaultRule::on(
+        "DELETE",
+        "/orders/412345601",
+        Fault::ServerError,
+    ));
+    assert_eq!(
+        broker
+            .cancel(&"5WT00001".into(), &"412345601".into())
+            .await
+            .unwrap(),
+        reconcile_core::CancelOutcome::Requested
+    );
+    assert_eq!(
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_once() {
+    let (sim, broker) = world().await;
+    broker.accounts().await.unwrap();
+    assert_eq!(sim.tokens_issued(), 1);
+    // The server's clock passes the 15 minutes; our cached token is refused once.
+    sim.advance(chrono::TimeDelta::minutes(16));
+    broker.accounts().await.unwrap();
+    assert_eq!(sim.tokens_issued(), 2);
+    let bad = TastytradeBroker::new(
+        sim.base_url(),
+        SecretString::from(SECRET),
+        SecretString::from("wrong"),
+    )
+    .unwrap();
+    let err = bad.accounts().await.unwrap_err();
+    assert!(
+        matches!(err, reconcile_core::BrokerError::Unauthenticated { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("invalid_grant"), "{err}");
+}
+
+#[tokio::test]
+async fn a_malformed_body_is_a_protocol_error_that_names_the_endpoint() {
+    let (sim, broker) = world().await;
+    sim.fail_next(FaultRule::on("GET", "/positions", Fault::Malformed));
+    let err = broker.positions(&"5WT00001".into()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("/accounts/5WT00001/positions"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_timeout_on_a_placement_does_not_produce_a_second_order() {
+    let (sim, broker) = world().await;
+    let broker = broker.with_timeout(Duration::from_millis(300)).unwrap();
+    let store = InMemoryStore::from_snapshot(&local(
+        NOW,
+        vec![
+            position("45", "5WT00001", "QQQ")
+                .leg(C640, "-1")
+                .leg(C645, "1")
+                .target(
+                    target("call_spread")
+                        .limit("0.45")
+                        .qty("1")
+                        .leg(C640, Side::BuyToClose, "1")
+                        .leg(C645, Side::SellToClose, "1"),
+                ),
+        ],
+        vec![],
+    ));
+    // Nothing at the broker fits the target, so it must be placed.
+    sim.cancel_by_hand("412345601");
+    sim.cancel_by_hand("412345602");
+    // The order reaches the book, but the answer comes after the client gave up.
+    sim.fail_next(FaultRule::on(
+        "POST",
+        "/orders",
+        Fault::Delay(Duration::from_millis(800)),
+    ));
+    let rec = Reconciler::new(&broker, &store).with_policy(Policy {
+        create_missing: true,
+        ..Policy::report_only()
+    });
+    let (_, plan) = rec.plan(at(NOW)).await.unwrap();
+    let out = rec
+        .apply(&plan, &ApplyOptions::new("t1", at(NOW)))
+        .await
+        .unwrap();
+    let r = &out.results[0];
+    assert_eq!(
+        r.outcome,
+        reconcile_core::Outcome::Applied,
+        "{:?}",
+        out.results
+    );
+    assert!(
+        r.detail.contains("found after a lost answer"),
+        "{}",
+        r.detail
+    );
+    assert!(out.verify.unwrap().in_sync);
+    let posts = || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/orders"))
+            .count()
+    };
+    assert_eq!(posts(), 1, "never sent twice");
+    // A further run has nothing left to send.
+    let (_, plan) = rec.plan(at(NOW)).await.unwrap();
+    assert!(plan.is_empty(), "{:?}", plan.actions);
+    assert_eq!(posts(), 1);
+}
+
+#[tokio::test]
+async fn a_read_that_fails_after_retries_aborts_the_run_with_nothing_changed() {
+    let (sim, broker) = world().await;
+    for _ in 0..10 {
+        sim.fail_next(FaultRule::on("GET", "/positions", Fault::ServerError));
+    }
+    let store = InMemoryStore::new();
+    let rec = Reconciler::new(&broker, &store).with_policy(Policy::all_fixes());
+    let err = rec.plan(at(NOW)).await.unwrap_err();
+    assert!(err.to_string().contains("500"), "{err}");
+    assert!(store.audit_log(None).await.unwrap().is_empty());
+    assert!(
+        sim.requests()
+            .iter()
+            .all(|r| r.method == "GET" || r.path == "/oauth/token")
+    );
+}
