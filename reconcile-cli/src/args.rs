@@ -28,14 +28,21 @@ pub enum Command {
     Export(ExportArgs),
     /// Load a snapshot v1 document into a store.
     Import(ImportArgs),
+    /// The 2025-11-07 incident end to end against the TastyTrade simulator and an SQLite file.
+    Demo,
 }
 
 /// The two live sides of a run.
 #[derive(Debug, Args)]
 pub struct SidesArgs {
-    /// The broker: `snapshot:FILE` (a broker snapshot v1 file, read-only).
+    /// The broker: `tastytrade`, `tastytrade-sim:FILE` (the simulator seeded from a broker
+    /// snapshot) or `snapshot:FILE` (a broker snapshot v1 file, read-only).
     #[arg(long, value_name = "BROKER")]
     pub broker: crate::sources::BrokerUrl,
+    /// The API host for `tastytrade` (default production; the sandbox is
+    /// https://api.cert.tastyworks.com).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
     /// The store: `sqlite:PATH` (created if absent).
     #[arg(long, value_name = "STORE")]
     pub store: crate::sources::StoreUrl,
@@ -100,9 +107,12 @@ pub struct ExportArgs {
     /// The store (for `local`): `sqlite:PATH`.
     #[arg(long, value_name = "STORE")]
     pub store: Option<crate::sources::StoreUrl>,
-    /// The broker (for `broker`): `snapshot:FILE`.
+    /// The broker (for `broker`): `tastytrade`, `tastytrade-sim:FILE` or `snapshot:FILE`.
     #[arg(long, value_name = "BROKER")]
     pub broker: Option<crate::sources::BrokerUrl>,
+    /// The API host for `tastytrade`.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
     /// Only this account (repeatable).
     #[arg(long = "account", value_name = "ACCOUNT")]
     pub accounts: Vec<String>,

@@ -14,23 +14,72 @@ use std::sync::Arc;
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .map_err(|e| CliError::Other(format!("cannot start the runtime: {e}")))
 }
 
-fn broker(url: &BrokerUrl) -> Result<Arc<dyn Broker>, CliError> {
+/// A broker, and the simulator behind it when there is one (kept alive for the command).
+struct OpenBroker {
+    broker: Arc<dyn Broker>,
+    _sim: Option<adapter_tastytrade::sim::Sim>,
+}
+
+fn read_broker_snapshot(path: &std::path::Path) -> Result<BrokerSnapshot, CliError> {
+    let text = crate::read(path)?;
+    BrokerSnapshot::from_json(&text).map_err(|source| CliError::Snapshot {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn broker(
+    url: &BrokerUrl,
+    base_url: Option<&str>,
+    rt: &tokio::runtime::Runtime,
+) -> Result<OpenBroker, CliError> {
+    let other = |e: &dyn std::fmt::Display| CliError::Other(e.to_string());
     match url {
         BrokerUrl::Snapshot(path) => {
-            let text = crate::read(path)?;
-            let snapshot =
-                BrokerSnapshot::from_json(&text).map_err(|source| CliError::Snapshot {
-                    path: path.clone(),
-                    source,
-                })?;
-            Ok(Arc::new(SnapshotBroker::new(
-                snapshot,
-                format!("snapshot:{}", path.display()),
-            )))
+            let snapshot = read_broker_snapshot(path)?;
+            Ok(OpenBroker {
+                broker: Arc::new(SnapshotBroker::new(
+                    snapshot,
+                    format!("snapshot:{}", path.display()),
+                )),
+                _sim: None,
+            })
+        }
+        BrokerUrl::Tastytrade => {
+            let base = base_url.unwrap_or(adapter_tastytrade::PRODUCTION);
+            let b = adapter_tastytrade::TastytradeBroker::from_env(base).map_err(|e| other(&e))?;
+            Ok(OpenBroker {
+                broker: Arc::new(b),
+                _sim: None,
+            })
+        }
+        BrokerUrl::TastytradeSim(path) => {
+            let snapshot = read_broker_snapshot(path)?;
+            let (secret, refresh) = ("sim-client-secret", "sim-refresh-token");
+            let sim = rt
+                .block_on(adapter_tastytrade::sim::Sim::start(
+                    snapshot.as_of,
+                    secret,
+                    refresh,
+                ))
+                .map_err(|e| other(&e))?;
+            sim.seed(&snapshot);
+            let b = adapter_tastytrade::TastytradeBroker::new(
+                sim.base_url(),
+                secrecy::SecretString::from(secret),
+                secrecy::SecretString::from(refresh),
+            )
+            .map_err(|e| other(&e))?
+            .with_rate(200);
+            Ok(OpenBroker {
+                broker: Arc::new(b),
+                _sim: Some(sim),
+            })
         }
     }
 }
@@ -41,7 +90,9 @@ fn store(sides: &crate::sources::StoreUrl) -> Result<Arc<dyn Store>, CliError> {
 
 /// Fixes that need a live broker are refused up front against a snapshot file.
 fn check_broker_fixes(url: &BrokerUrl, policy: &Policy) -> Result<(), CliError> {
-    let BrokerUrl::Snapshot(path) = url;
+    let BrokerUrl::Snapshot(path) = url else {
+        return Ok(());
+    };
     let needs: Vec<&str> = [
         (policy.cancel_orphaned, "--cancel-orphaned"),
         (policy.create_missing, "--create-missing"),
@@ -58,6 +109,17 @@ fn check_broker_fixes(url: &BrokerUrl, policy: &Policy) -> Result<(), CliError> 
         needs.join(", "),
         path.display()
     )))
+}
+
+/// Scope and grace; `TASTYTRADE_ACCOUNT` names the account when none is given for TastyTrade.
+fn options(sides: &SidesArgs) -> reconcile_core::DiffOptions {
+    let mut o = sides.options();
+    if o.scope.accounts.is_empty() && matches!(sides.broker, BrokerUrl::Tastytrade) {
+        if let Ok(a) = std::env::var(adapter_tastytrade::ENV_ACCOUNT) {
+            o.scope = o.scope.with_account(a.as_str());
+        }
+    }
+    o
 }
 
 fn run_id() -> RunId {
@@ -125,10 +187,13 @@ fn show(
 pub fn run(a: &RunArgs) -> Result<ExitCode, CliError> {
     let policy = a.fixes.policy();
     check_broker_fixes(&a.sides.broker, &policy)?;
-    let (b, s) = (broker(&a.sides.broker)?, store(&a.sides.store)?);
     let rt = runtime()?;
-    let rec = Reconciler::new(b.as_ref(), s.as_ref())
-        .with_options(a.sides.options())
+    let (b, s) = (
+        broker(&a.sides.broker, a.sides.base_url.as_deref(), &rt)?,
+        store(&a.sides.store)?,
+    );
+    let rec = Reconciler::new(b.broker.as_ref(), s.as_ref())
+        .with_options(options(&a.sides))
         .with_policy(policy.clone());
     let now = Utc::now();
     let (report, plan) = rt
@@ -156,10 +221,13 @@ pub fn apply(a: &ApplyArgs) -> Result<ExitCode, CliError> {
         source,
     })?;
     check_broker_fixes(&a.sides.broker, &plan.policy)?;
-    let (b, s) = (broker(&a.sides.broker)?, store(&a.sides.store)?);
     let rt = runtime()?;
-    let rec = Reconciler::new(b.as_ref(), s.as_ref())
-        .with_options(a.sides.options())
+    let (b, s) = (
+        broker(&a.sides.broker, a.sides.base_url.as_deref(), &rt)?,
+        store(&a.sides.store)?,
+    );
+    let rec = Reconciler::new(b.broker.as_ref(), s.as_ref())
+        .with_options(options(&a.sides))
         .with_policy(plan.policy.clone());
     let now = Utc::now();
     let report = rt
@@ -193,7 +261,8 @@ pub fn export(a: &ExportArgs) -> Result<ExitCode, CliError> {
                 .broker
                 .as_ref()
                 .ok_or_else(|| CliError::Other("export broker needs --broker".to_owned()))?;
-            let b = broker(url)?;
+            let opened = broker(url, a.base_url.as_deref(), &rt)?;
+            let b = &opened.broker;
             let accounts = if a.accounts.is_empty() {
                 rt.block_on(b.accounts())
                     .map_err(|e| CliError::Other(e.to_string()))?

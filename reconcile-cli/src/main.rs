@@ -2,6 +2,7 @@
 //! applied), 1 discrepancies remain, 2 error. Results go to stdout, diagnostics to stderr.
 
 mod args;
+mod demo;
 mod live;
 mod output;
 mod sources;
@@ -58,6 +59,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Apply(a) => live::apply(&a),
         Command::Export(a) => live::export(&a),
         Command::Import(a) => live::import(&a),
+        Command::Demo => demo::run(),
     }
 }
 

@@ -39,14 +39,26 @@ impl StoreUrl {
 pub enum BrokerUrl {
     /// `snapshot:FILE`: a broker snapshot v1 file, read-only.
     Snapshot(PathBuf),
+    /// `tastytrade`: the live API (or `--base-url`), credentials from the environment.
+    Tastytrade,
+    /// `tastytrade-sim:FILE`: the TastyTrade simulator on loopback, seeded from a broker snapshot.
+    TastytradeSim(PathBuf),
 }
 
 impl std::str::FromStr for BrokerUrl {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        if s == "tastytrade" {
+            return Ok(Self::Tastytrade);
+        }
         match s.split_once(':') {
             Some(("snapshot", path)) if !path.is_empty() => Ok(Self::Snapshot(PathBuf::from(path))),
-            _ => Err(format!("not a broker: {s:?} (try snapshot:FILE)")),
+            Some(("tastytrade-sim", path)) if !path.is_empty() => {
+                Ok(Self::TastytradeSim(PathBuf::from(path)))
+            }
+            _ => Err(format!(
+                "not a broker: {s:?} (try tastytrade, tastytrade-sim:FILE or snapshot:FILE)"
+            )),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The real `reconcile` binary, run on the shipped incident snapshots and on bad input.
 
 mod store;
+mod tastytrade;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -1,0 +1,94 @@
+//! The demo, and runs against the TastyTrade simulator through the real binary.
+
+use super::{data, reconcile, scratch};
+
+#[test]
+fn the_demo_ends_with_broker_and_database_agreeing_order_for_order() {
+    let out = reconcile(&["demo"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Before: the seed's disagreements, the Received order taken for working.
+    let before = text.split("2. Apply").next().unwrap();
+    for (category, n) in [
+        ("matched", 14),
+        ("invalid", 3),
+        ("orphaned", 2),
+        ("missing", 3),
+    ] {
+        assert!(
+            before.contains(&format!("│ {category:<19} ┆ {n:<5} │")),
+            "{category} {n} in\n{before}"
+        );
+    }
+    assert!(
+        text.contains("20 orders at TastyTrade, 20 in the database, order for order: in agreement"),
+        "{text}"
+    );
+}
+
+#[test]
+fn run_against_the_simulator_fixes_the_incident() {
+    let dir = scratch("tt-sim");
+    let store = format!("sqlite:{}", dir.join("db.sqlite").display());
+    let local = data("2025-11-07-tastytrade-local.json");
+    let out = reconcile(&[
+        "import",
+        "local",
+        local.to_str().unwrap(),
+        "--store",
+        &store,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let broker = format!(
+        "tastytrade-sim:{}",
+        data("2025-11-07-tastytrade-broker.json").display()
+    );
+    let out = reconcile(&[
+        "run",
+        "--broker",
+        &broker,
+        "--store",
+        &store,
+        "--clear-invalid",
+        "--cancel-orphaned",
+        "--create-missing",
+        "--yes",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["in_sync"], true, "{v}");
+    assert_eq!(v["summary"]["matched"], 20);
+}
+
+#[test]
+fn the_live_broker_needs_its_credentials_from_the_environment() {
+    let dir = scratch("tt-env");
+    let store = format!("sqlite:{}", dir.join("db.sqlite").display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .args([
+            "run",
+            "--broker",
+            "tastytrade",
+            "--store",
+            &store,
+            "--base-url",
+            "http://127.0.0.1:9",
+        ])
+        .env_remove("TASTYTRADE_CLIENT_SECRET")
+        .env_remove("TASTYTRADE_REFRESH_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TASTYTRADE_CLIENT_SECRET"));
+}
