@@ -187,9 +187,10 @@ impl Sim {
         for o in &snapshot.orders {
             self.add_account(o.account.as_str());
             let mut s = lock(&self.state);
+            // TastyTrade ids are plain numbers; anything else gets a fresh one.
             let id = match o.id.as_str().parse::<u64>() {
-                Ok(id) => id,
-                Err(_) => {
+                Ok(id) if id.to_string() == o.id.as_str() => id,
+                _ => {
                     s.next_id += 1;
                     s.next_id
                 }

@@ -48,7 +48,7 @@ pub fn workload(targets: usize) -> (LocalSnapshot, BrokerSnapshot) {
                 side: Side::BuyToClose,
                 quantity: one,
             });
-            let id = OrderId::new(format!("{:010}", 400_000_000 + n));
+            let id = OrderId::new(format!("{}", 400_000_000 + n));
             let mut o = order(id.as_str(), p.account.as_str(), "QQQ");
             o.submitted_at = Some(submitted);
             o.limit_price = Some(price);
