@@ -31,6 +31,23 @@ pub enum Fault {
     Delay(Duration),
     /// 200 with a body that is not JSON.
     Malformed,
+    /// Headers, then the connection drops before the body (after the work is done).
+    DropConnection,
+}
+
+/// A body that fails on its first frame: hyper then closes the connection mid-answer.
+struct Dropped;
+
+impl http_body::Body for Dropped {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::other("connection dropped"))))
+    }
 }
 
 /// A fault and the requests it applies to.
@@ -475,8 +492,17 @@ fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> (Response, Option<Duration>) {
-    let mut delay = None;
-    let response = serve(shared, method, uri, headers, body, &mut delay);
+    let (mut delay, mut dropped) = (None, false);
+    let response = serve(shared, method, uri, headers, body, &mut delay, &mut dropped);
+    if dropped {
+        // The work is done; the answer dies after its headers.
+        let broken = Response::builder()
+            .status(StatusCode::OK)
+            .header("Content-Length", "4096")
+            .body(Body::new(Dropped))
+            .unwrap_or_default();
+        return (broken, delay);
+    }
     (response, delay)
 }
 
@@ -487,6 +513,7 @@ fn serve(
     headers: HeaderMap,
     body: Bytes,
     delay: &mut Option<Duration>,
+    dropped: &mut bool,
 ) -> Response {
     let path = uri.path().to_owned();
     let query = uri.query().unwrap_or("").to_owned();
@@ -546,6 +573,7 @@ fn serve(
                     .unwrap_or_default();
             }
             Fault::Delay(d) => *delay = Some(d),
+            Fault::DropConnection => *dropped = true,
         }
     }
     let mut s = lock(shared);

@@ -56,6 +56,57 @@ async fn a_500_on_a_cancel_is_retried() {
 }
 
 #[tokio::test]
+async fn a_dropped_connection_on_a_read_is_retried() {
+    let (sim, broker) = world().await;
+    sim.fail_next(FaultRule::on("GET", "/positions", Fault::DropConnection));
+    assert_eq!(broker.positions(&"5WT00001".into()).await.unwrap().len(), 2);
+    assert_eq!(
+        sim.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/positions"))
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_connection_on_a_placement_is_not_resent_blindly() {
+    let (sim, broker) = world().await;
+    sim.fail_next(FaultRule::on("POST", "/orders", Fault::DropConnection));
+    let order = reconcile_core::PlaceOrder {
+        account: "5WT00001".into(),
+        underlying: "QQQ".to_owned(),
+        client_order_id: "rc-drop-0".into(),
+        order_type: reconcile_core::OrderType::Limit,
+        time_in_force: reconcile_core::TimeInForce::Gtc,
+        limit_price: Some(reconcile_core::testkit::build::dec("0.45")),
+        stop_price: None,
+        legs: vec![reconcile_core::TargetLeg {
+            symbol: C640.into(),
+            side: Side::BuyToClose,
+            quantity: 1.into(),
+        }],
+    };
+    let err = broker.place(&order).await.unwrap_err();
+    assert!(err.is_uncertain(), "{err}");
+    assert_eq!(
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/orders"))
+            .count(),
+        1
+    );
+    // The order did reach the book: it is found by its external identifier.
+    assert!(
+        broker
+            .find_by_client_order_id(&"5WT00001".into(), &"rc-drop-0".into())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
 async fn an_expired_token_is_refreshed_once() {
     let (sim, broker) = world().await;
     broker.accounts().await.unwrap();
