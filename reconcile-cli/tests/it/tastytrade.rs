@@ -92,3 +92,53 @@ fn the_live_broker_needs_its_credentials_from_the_environment() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("TASTYTRADE_CLIENT_SECRET"));
 }
+
+#[test]
+fn export_broker_writes_a_snapshot_of_the_simulator() {
+    let broker = format!(
+        "tastytrade-sim:{}",
+        data("2025-11-07-tastytrade-broker.json").display()
+    );
+    let out = reconcile(&[
+        "export",
+        "broker",
+        "--broker",
+        &broker,
+        "--account",
+        "5WT00001",
+        "--underlying",
+        "QQQ",
+        "--since",
+        "2025-11-01T00:00:00Z",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format"], "reconcile.broker/v1");
+    let orders = v["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 19, "16 working and 3 finished since the 1st");
+    let received = orders
+        .iter()
+        .find(|o| o["raw_status"] == "Received")
+        .unwrap();
+    assert_eq!(received["status"], "pending");
+    assert_eq!(
+        v["positions"].as_array().unwrap().len(),
+        40,
+        "four condors of six legs, four of four"
+    );
+    let out = reconcile(&[
+        "export",
+        "broker",
+        "--broker",
+        &broker,
+        "--underlying",
+        "SPY",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["orders"].as_array().unwrap().is_empty());
+}
