@@ -12,6 +12,10 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+fn other(e: impl std::fmt::Display) -> CliError {
+    CliError::Other(e.to_string())
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -85,7 +89,7 @@ fn broker(
 }
 
 fn store(sides: &crate::sources::StoreUrl) -> Result<Arc<dyn Store>, CliError> {
-    sides.open().map_err(|e| CliError::Other(e.to_string()))
+    sides.open().map_err(other)
 }
 
 /// Fixes that need a live broker are refused up front against a snapshot file.
@@ -196,22 +200,34 @@ pub fn run(a: &RunArgs) -> Result<ExitCode, CliError> {
         .with_options(options(&a.sides))
         .with_policy(policy.clone());
     let now = Utc::now();
-    let (report, plan) = rt
-        .block_on(rec.plan(now))
-        .map_err(|e| CliError::Other(e.to_string()))?;
+    let (report, plan) = rt.block_on(rec.plan(now)).map_err(other)?;
     if let Some(out) = &a.out {
         std::fs::write(out, plan.to_json()).map_err(|source| CliError::Write {
             path: out.clone(),
             source,
         })?;
     }
-    if !policy.any_fix() || plan.is_empty() || !confirm(&plan, a.sides.yes)? {
+    if !policy.any_fix() || plan.is_empty() {
         return show(&a.sides, &report, &plan, None);
     }
+    confirm_and_apply(&rt, &rec, &a.sides, &report, &plan)
+}
+
+/// Asks (unless `--yes`), applies the approved plan with a fresh run id, and shows the outcome.
+fn confirm_and_apply(
+    rt: &tokio::runtime::Runtime,
+    rec: &Reconciler<'_>,
+    sides: &SidesArgs,
+    report: &Report,
+    plan: &Plan,
+) -> Result<ExitCode, CliError> {
+    if !confirm(plan, sides.yes)? {
+        return show(sides, report, plan, None);
+    }
     let applied = rt
-        .block_on(rec.apply(&plan, &ApplyOptions::new(run_id(), now)))
-        .map_err(|e| CliError::Other(e.to_string()))?;
-    show(&a.sides, &report, &plan, Some(&applied))
+        .block_on(rec.apply(plan, &ApplyOptions::new(run_id(), Utc::now())))
+        .map_err(other)?;
+    show(sides, report, plan, Some(&applied))
 }
 
 pub fn apply(a: &ApplyArgs) -> Result<ExitCode, CliError> {
@@ -230,16 +246,8 @@ pub fn apply(a: &ApplyArgs) -> Result<ExitCode, CliError> {
         .with_options(options(&a.sides))
         .with_policy(plan.policy.clone());
     let now = Utc::now();
-    let report = rt
-        .block_on(rec.diff(now))
-        .map_err(|e| CliError::Other(e.to_string()))?;
-    if !confirm(&plan, a.sides.yes)? {
-        return show(&a.sides, &report, &plan, None);
-    }
-    let applied = rt
-        .block_on(rec.apply(&plan, &ApplyOptions::new(run_id(), now)))
-        .map_err(|e| CliError::Other(e.to_string()))?;
-    show(&a.sides, &report, &plan, Some(&applied))
+    let report = rt.block_on(rec.diff(now)).map_err(other)?;
+    confirm_and_apply(&rt, &rec, &a.sides, &report, &plan)
 }
 
 pub fn export(a: &ExportArgs) -> Result<ExitCode, CliError> {
@@ -253,7 +261,7 @@ pub fn export(a: &ExportArgs) -> Result<ExitCode, CliError> {
                 .ok_or_else(|| CliError::Other("export local needs --store".to_owned()))?;
             let s = store(url)?;
             rt.block_on(s.load(&a.scope(), now))
-                .map_err(|e| CliError::Other(e.to_string()))?
+                .map_err(other)?
                 .to_json()
         }
         Side::Broker => {
@@ -264,8 +272,7 @@ pub fn export(a: &ExportArgs) -> Result<ExitCode, CliError> {
             let opened = broker(url, a.base_url.as_deref(), &rt)?;
             let b = &opened.broker;
             let accounts = if a.accounts.is_empty() {
-                rt.block_on(b.accounts())
-                    .map_err(|e| CliError::Other(e.to_string()))?
+                rt.block_on(b.accounts()).map_err(other)?
             } else {
                 a.accounts.iter().map(|x| x.as_str().into()).collect()
             };
@@ -277,7 +284,7 @@ pub fn export(a: &ExportArgs) -> Result<ExitCode, CliError> {
                     since,
                     now,
                 ))
-                .map_err(|e| CliError::Other(e.to_string()))?;
+                .map_err(other)?;
             let scope = a.scope();
             snap.orders
                 .retain(|o| scope.includes(&o.account, &o.underlying));
@@ -312,7 +319,7 @@ pub fn import(a: &ImportArgs) -> Result<ExitCode, CliError> {
     let rt = runtime()?;
     let existing = rt
         .block_on(s.load(&reconcile_core::Scope::all(), snap.as_of))
-        .map_err(|e| CliError::Other(e.to_string()))?;
+        .map_err(other)?;
     let known: std::collections::BTreeSet<_> =
         existing.positions.iter().map(|p| p.id.clone()).collect();
     let kept = snap
@@ -336,7 +343,7 @@ pub fn import(a: &ImportArgs) -> Result<ExitCode, CliError> {
         changes,
         audit: Vec::new(),
     }))
-    .map_err(|e| CliError::Other(e.to_string()))?;
+    .map_err(other)?;
     eprintln!(
         "imported {} positions and {} intents from {}{}",
         snap.positions.len() - kept,
