@@ -35,8 +35,8 @@ pub enum Command {
 /// The two live sides of a run.
 #[derive(Debug, Args)]
 pub struct SidesArgs {
-    /// The broker: `tastytrade`, `tastytrade-sim:FILE` (the simulator seeded from a broker
-    /// snapshot) or `snapshot:FILE` (a broker snapshot v1 file, read-only).
+    /// The broker: `tastytrade`, `tastytrade-sim[:FILE]` (the simulator, seeded from a broker
+    /// snapshot or the bundled 2025-11-07 incident) or `snapshot:FILE` (read-only).
     #[arg(long, value_name = "BROKER")]
     pub broker: crate::sources::BrokerUrl,
     /// The API host for `tastytrade` (default production; the sandbox is
@@ -107,7 +107,7 @@ pub struct ExportArgs {
     /// The store (for `local`): `sqlite:PATH`.
     #[arg(long, value_name = "STORE")]
     pub store: Option<crate::sources::StoreUrl>,
-    /// The broker (for `broker`): `tastytrade`, `tastytrade-sim:FILE` or `snapshot:FILE`.
+    /// The broker (for `broker`): `tastytrade`, `tastytrade-sim[:FILE]` or `snapshot:FILE`.
     #[arg(long, value_name = "BROKER")]
     pub broker: Option<crate::sources::BrokerUrl>,
     /// The API host for `tastytrade`.

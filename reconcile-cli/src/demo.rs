@@ -14,7 +14,8 @@ use std::process::ExitCode;
 use store_sqlite::SqliteStore;
 
 const LOCAL: &str = include_str!("../../examples/data/2025-11-07-tastytrade-local.json");
-const BROKER: &str = include_str!("../../examples/data/2025-11-07-tastytrade-broker.json");
+pub(crate) const BROKER: &str =
+    include_str!("../../examples/data/2025-11-07-tastytrade-broker.json");
 // The simulator's own credentials: not secrets, but treated as such all the same.
 const SIM_SECRET: &str = "demo-client-secret";
 const SIM_REFRESH: &str = "demo-refresh-token";

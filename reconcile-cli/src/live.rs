@@ -63,7 +63,10 @@ fn broker(
             })
         }
         BrokerUrl::TastytradeSim(path) => {
-            let snapshot = read_broker_snapshot(path)?;
+            let snapshot = match path {
+                Some(path) => read_broker_snapshot(path)?,
+                None => BrokerSnapshot::from_json(crate::demo::BROKER).map_err(|e| other(&e))?,
+            };
             let (secret, refresh) = ("sim-client-secret", "sim-refresh-token");
             let sim = rt
                 .block_on(adapter_tastytrade::sim::Sim::start(

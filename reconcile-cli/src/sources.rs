@@ -41,23 +41,26 @@ pub enum BrokerUrl {
     Snapshot(PathBuf),
     /// `tastytrade`: the live API (or `--base-url`), credentials from the environment.
     Tastytrade,
-    /// `tastytrade-sim:FILE`: the TastyTrade simulator on loopback, seeded from a broker snapshot.
-    TastytradeSim(PathBuf),
+    /// `tastytrade-sim[:FILE]`: the TastyTrade simulator on loopback, seeded from a broker
+    /// snapshot (by default the bundled 2025-11-07 incident).
+    TastytradeSim(Option<PathBuf>),
 }
 
 impl std::str::FromStr for BrokerUrl {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if s == "tastytrade" {
-            return Ok(Self::Tastytrade);
+        match s {
+            "tastytrade" => return Ok(Self::Tastytrade),
+            "tastytrade-sim" => return Ok(Self::TastytradeSim(None)),
+            _ => {}
         }
         match s.split_once(':') {
             Some(("snapshot", path)) if !path.is_empty() => Ok(Self::Snapshot(PathBuf::from(path))),
             Some(("tastytrade-sim", path)) if !path.is_empty() => {
-                Ok(Self::TastytradeSim(PathBuf::from(path)))
+                Ok(Self::TastytradeSim(Some(PathBuf::from(path))))
             }
             _ => Err(format!(
-                "not a broker: {s:?} (try tastytrade, tastytrade-sim:FILE or snapshot:FILE)"
+                "not a broker: {s:?} (try tastytrade, tastytrade-sim[:FILE] or snapshot:FILE)"
             )),
         }
     }
