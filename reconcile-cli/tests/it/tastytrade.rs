@@ -44,14 +44,12 @@ fn run_against_the_simulator_fixes_the_incident() {
         &store,
     ]);
     assert_eq!(out.status.code(), Some(0));
-    let broker = format!(
-        "tastytrade-sim:{}",
-        data("2025-11-07-tastytrade-broker.json").display()
-    );
+    // With no file, the simulator is seeded with the bundled 2025-11-07 incident.
+    let broker = "tastytrade-sim";
     let out = reconcile(&[
         "run",
         "--broker",
-        &broker,
+        broker,
         "--store",
         &store,
         "--clear-invalid",
