@@ -645,10 +645,19 @@ impl<'a> Reconciler<'a> {
     /// # Errors
     /// [`RunError`] if a read or the diff fails.
     pub async fn diff(&self, now: DateTime<Utc>) -> Result<Report, RunError> {
+        Ok(self.read_and_diff(now).await?.2)
+    }
+
+    /// Reads both sides and diffs them as of `now`, keeping the snapshots.
+    async fn read_and_diff(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(LocalSnapshot, BrokerSnapshot, Report), RunError> {
         let (local, broker) = self.read(now).await?;
         let mut options = self.options.clone();
         options.now = Some(now);
-        Ok(diff(&local, &broker, &options)?)
+        let report = diff(&local, &broker, &options)?;
+        Ok((local, broker, report))
     }
 
     /// Reads, diffs and plans.
@@ -656,10 +665,7 @@ impl<'a> Reconciler<'a> {
     /// # Errors
     /// [`RunError`] if a read or the diff fails.
     pub async fn plan(&self, now: DateTime<Utc>) -> Result<(Report, Plan), RunError> {
-        let (local, broker) = self.read(now).await?;
-        let mut options = self.options.clone();
-        options.now = Some(now);
-        let report = diff(&local, &broker, &options)?;
+        let (local, broker, report) = self.read_and_diff(now).await?;
         let mut p = plan(&report, &self.policy);
         p.fingerprint = Some(crate::fingerprint(&local, &broker));
         Ok((report, p))
@@ -719,10 +725,7 @@ impl<'a> Reconciler<'a> {
         approved: &Plan,
         options: &ApplyOptions,
     ) -> Result<ApplyReport, RunError> {
-        let (local, broker) = self.read(options.now).await?;
-        let mut diff_options = self.options.clone();
-        diff_options.now = Some(options.now);
-        let report = diff(&local, &broker, &diff_options)?;
+        let (_, _, report) = self.read_and_diff(options.now).await?;
         let fresh = plan(&report, &approved.policy);
         let mut stale = Vec::new();
         let mut to_run = Vec::new();

@@ -5,7 +5,6 @@ use crate::decimal;
 use crate::ids::{AccountId, ClientOrderId, OrderId, PositionId, TargetKey};
 use crate::model::{Position, PositionLeg, PositionState, ProfitTarget, Side, TargetLeg};
 use crate::report::{InvalidReason, OrderSpec, Report};
-use crate::symbol::Symbol;
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
@@ -928,11 +927,6 @@ pub fn placeable(spec: &OrderSpec) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Symbols a placement would close, for tests and callers.
-pub fn closing_symbols(spec: &OrderSpec) -> Vec<&Symbol> {
-    spec.legs.iter().map(|l| &l.symbol).collect()
 }
 
 #[cfg(test)]

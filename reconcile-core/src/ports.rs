@@ -410,6 +410,13 @@ pub struct RunLock {
     pub expires_at: DateTime<Utc>,
 }
 
+impl RunLock {
+    /// Whether this lock keeps `holder` out at `now`: another holder's lease has not lapsed.
+    pub fn excludes(&self, holder: &str, now: DateTime<Utc>) -> bool {
+        self.holder != holder && self.expires_at > now
+    }
+}
+
 /// Our own records.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]

@@ -696,9 +696,13 @@ impl Store for SqliteStore {
                     .query_row(params![account.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
                 if let Some((h, until)) = current {
-                    let until = parse_time(&until, || format!("run_locks[account={account}].expires_at"))
-                        .map_err(TxError::Store)?;
-                    if h != holder && until > now {
+                    let held = RunLock {
+                        account: account.clone(),
+                        holder: h,
+                        expires_at: parse_time(&until, || format!("run_locks[account={account}].expires_at"))
+                            .map_err(TxError::Store)?,
+                    };
+                    if held.excludes(&holder, now) {
                         return Ok(None);
                     }
                 }

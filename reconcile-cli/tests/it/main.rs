@@ -190,3 +190,20 @@ fn bad_flags_exit_2() {
     let out = reconcile(&args(&["diff", "--now", "yesterday"], &rest));
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `sqlite:` followed by a database file in `dir`.
+fn sqlite(dir: &std::path::Path) -> String {
+    format!("sqlite:{}", dir.join("db.sqlite").display())
+}
+
+/// Imports an incident's local snapshot (`{prefix}-local.json`) into `store`.
+fn import(store: &str, prefix: &str) {
+    let file = data(&format!("{prefix}-local.json"));
+    let out = reconcile(&["import", "local", file.to_str().unwrap(), "--store", store]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,28 +1,13 @@
 //! `import`, `run`, `apply` and `export` on a real SQLite file with a broker snapshot file.
 
-use super::{data, reconcile, scratch};
+use super::{data, import, reconcile, scratch, sqlite};
 use std::process::{Command, Stdio};
-
-fn sqlite(dir: &std::path::Path) -> String {
-    format!("sqlite:{}", dir.join("db.sqlite").display())
-}
 
 fn broker(prefix: &str) -> String {
     format!(
         "snapshot:{}",
         data(&format!("{prefix}-broker.json")).display()
     )
-}
-
-fn import(store: &str, prefix: &str) {
-    let file = data(&format!("{prefix}-local.json"));
-    let out = reconcile(&["import", "local", file.to_str().unwrap(), "--store", store]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn export(store: &str) -> serde_json::Value {

@@ -1,6 +1,6 @@
 //! The demo, and runs against the TastyTrade simulator through the real binary.
 
-use super::{data, reconcile, scratch};
+use super::{data, import, reconcile, scratch, sqlite};
 
 #[test]
 fn the_demo_ends_with_broker_and_database_agreeing_order_for_order() {
@@ -33,17 +33,8 @@ fn the_demo_ends_with_broker_and_database_agreeing_order_for_order() {
 
 #[test]
 fn run_against_the_simulator_fixes_the_incident() {
-    let dir = scratch("tt-sim");
-    let store = format!("sqlite:{}", dir.join("db.sqlite").display());
-    let local = data("2025-11-07-tastytrade-local.json");
-    let out = reconcile(&[
-        "import",
-        "local",
-        local.to_str().unwrap(),
-        "--store",
-        &store,
-    ]);
-    assert_eq!(out.status.code(), Some(0));
+    let store = sqlite(&scratch("tt-sim"));
+    import(&store, "2025-11-07-tastytrade");
     // With no file, the simulator is seeded with the bundled 2025-11-07 incident.
     let broker = "tastytrade-sim";
     let out = reconcile(&[
@@ -71,8 +62,7 @@ fn run_against_the_simulator_fixes_the_incident() {
 
 #[test]
 fn the_live_broker_needs_its_credentials_from_the_environment() {
-    let dir = scratch("tt-env");
-    let store = format!("sqlite:{}", dir.join("db.sqlite").display());
+    let store = sqlite(&scratch("tt-env"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"))
         .args([
             "run",

@@ -240,10 +240,12 @@ impl Store for InMemoryStore {
         lease: TimeDelta,
     ) -> Result<Option<RunLock>, StoreError> {
         let mut st = lock(&self.state);
-        if let Some(l) = st.locks.get(account) {
-            if l.holder != holder && l.expires_at > now {
-                return Ok(None);
-            }
+        if st
+            .locks
+            .get(account)
+            .is_some_and(|l| l.excludes(holder, now))
+        {
+            return Ok(None);
         }
         let l = RunLock {
             account: account.clone(),
