@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         let broker =
             BrokerSnapshot::from_json(&read(&broker)?).map_err(|e| format!("{broker}: {e}"))?;
         let report = diff(&local, &broker, &DiffOptions::default()).map_err(|e| e.to_string())?;
-        print!("{}", report.to_json());
+        print!("{}", report.to_json().map_err(|e| e.to_string())?);
         Ok(report.in_sync)
     })();
     match result {

@@ -1,15 +1,15 @@
-//! `TastytradeBroker`: the HTTP client. Idempotent calls are retried with backoff and jitter on
-//! 429, 5xx and timeouts (honouring `Retry-After`); a 401 triggers one token refresh; placements
-//! and replacements are never re-sent blindly.
+//! `TastytradeBroker`: the HTTP client. Each trait call is one request (a token refresh aside:
+//! a 401 triggers one); 429 answers become `RateLimited` with the broker's `Retry-After`, 5xx and
+//! dropped connections `Transport`. Pacing and retries are policy, composed around the client by
+//! [`TastytradeBroker::decorated`]: `Retrying` never re-sends a placement or a replacement.
 
 use crate::{mapping, wire};
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reconcile_core::broker::{Paced, Retrying};
 use reconcile_core::{
     AccountId, Broker, BrokerError, BrokerPosition, CancelOutcome, ClientOrderId, Order, OrderId,
-    PlaceOrder, ReplaceOrder,
+    Page, PageToken, PlaceOrder, ReplaceOrder,
 };
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -51,18 +51,20 @@ struct Token {
     expires: Instant,
 }
 
-/// The TastyTrade [`Broker`].
+/// The TastyTrade [`Broker`], undecorated: see [`TastytradeBroker::decorated`].
 pub struct TastytradeBroker {
     http: reqwest::Client,
     base: String,
     client_secret: SecretString,
     refresh_token: SecretString,
     token: Mutex<Option<Token>>,
-    limiter: DefaultDirectRateLimiter,
     user_agent: String,
-    retries: usize,
+    rate: NonZeroU32,
     requests: AtomicU64,
 }
+
+/// The TastyTrade client as production code uses it: paced, with idempotent calls retried.
+pub type DecoratedTastytrade = Retrying<Paced<TastytradeBroker>>;
 
 impl std::fmt::Debug for TastytradeBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,9 +77,10 @@ impl std::fmt::Debug for TastytradeBroker {
 
 impl TastytradeBroker {
     /// A broker for `base` (production, sandbox, a proxy or the simulator) with OAuth
-    /// credentials. Requests are paced to 20 a second, in bursts of at most 20: the API
-    /// publishes no quota but warns against heavy polling, and a reconcile run is a short burst
-    /// (a dry run of 6,000 working orders is 33 requests); a 429 still backs off as asked.
+    /// credentials. Its pace, once [decorated](Self::decorated), is 20 requests a second in
+    /// bursts of at most 20: the API publishes no quota but warns against heavy polling, and a
+    /// reconcile run is a short burst (a dry run of 6,000 working orders is 33 requests); a 429
+    /// still backs off as asked.
     ///
     /// # Errors
     /// [`BuildError::Http`] if the TLS stack cannot be set up.
@@ -101,11 +104,8 @@ impl TastytradeBroker {
             client_secret,
             refresh_token,
             token: Mutex::new(None),
-            limiter: RateLimiter::direct(Quota::per_second(
-                NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
-            )),
             user_agent,
-            retries: 4,
+            rate: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
             requests: AtomicU64::new(0),
         })
     }
@@ -123,13 +123,18 @@ impl TastytradeBroker {
         Self::new(base, get(ENV_CLIENT_SECRET)?, get(ENV_REFRESH_TOKEN)?)
     }
 
-    /// Sets the pacing, in requests per second.
+    /// Sets the pace [`Self::decorated`] keeps, in requests per second.
     #[must_use]
     pub fn with_rate(mut self, per_second: u32) -> Self {
-        self.limiter = RateLimiter::direct(Quota::per_second(
-            NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN),
-        ));
+        self.rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
         self
+    }
+
+    /// The client composed as production code uses it: paced to its rate, and its idempotent
+    /// calls retried on 429 (after the time it asks for), 5xx and lost connections.
+    pub fn decorated(self) -> DecoratedTastytrade {
+        let rate = self.rate;
+        Retrying::new(Paced::per_second(self, rate))
     }
 
     /// Sets the request timeout.
@@ -176,7 +181,6 @@ impl TastytradeBroker {
             endpoint: endpoint.to_owned(),
             message: e.to_string(),
         })?;
-        self.limiter.until_ready().await;
         self.requests.fetch_add(1, Ordering::Relaxed);
         let resp = self
             .http
@@ -252,7 +256,6 @@ impl TastytradeBroker {
         let mut refreshed = false;
         loop {
             let token = self.token().await?;
-            self.limiter.until_ready().await;
             self.requests.fetch_add(1, Ordering::Relaxed);
             let mut req = self
                 .http
@@ -291,59 +294,30 @@ impl TastytradeBroker {
         }
     }
 
-    /// A request, retried when `idempotent` on 429, 5xx and transport errors.
+    /// One request: 429 is `RateLimited` (with the broker's `Retry-After`), 5xx is `Transport`.
     async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
-        idempotent: bool,
     ) -> Result<(StatusCode, String), BrokerError> {
         let endpoint = path.split('?').next().unwrap_or(path).to_owned();
-        let attempt = || async {
-            let (status, text, retry_after) = self.once(&method, path, body.as_deref()).await?;
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                return Err(BrokerError::RateLimited {
-                    broker: NAME.to_owned(),
-                    retry_after,
-                });
-            }
-            if status.is_server_error() {
-                let err: wire::ErrorBody = serde_json::from_str(&text).unwrap_or_default();
-                return Err(BrokerError::Transport {
-                    broker: NAME.to_owned(),
-                    endpoint: endpoint.clone(),
-                    message: format!("{status} {}", err.message()).trim().to_owned(),
-                });
-            }
-            Ok((status, text))
-        };
-        if !idempotent {
-            return attempt().await;
+        let (status, text, retry_after) = self.once(&method, path, body.as_deref()).await?;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(BrokerError::RateLimited {
+                broker: NAME.to_owned(),
+                retry_after,
+            });
         }
-        let policy = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(10))
-            .with_max_times(self.retries)
-            .with_jitter();
-        attempt
-            .retry(policy)
-            .sleep(tokio::time::sleep)
-            .when(|e| {
-                matches!(
-                    e,
-                    BrokerError::RateLimited { .. } | BrokerError::Transport { .. }
-                )
-            })
-            .adjust(|e, dur| match e {
-                BrokerError::RateLimited {
-                    retry_after: Some(ra),
-                    ..
-                } => Some(*ra),
-                _ => dur,
-            })
-            .notify(|e, wait| tracing::debug!(error = %e, ?wait, "retrying a TastyTrade call"))
-            .await
+        if status.is_server_error() {
+            let err: wire::ErrorBody = serde_json::from_str(&text).unwrap_or_default();
+            return Err(BrokerError::Transport {
+                broker: NAME.to_owned(),
+                endpoint,
+                message: format!("{status} {}", err.message()).trim().to_owned(),
+            });
+        }
+        Ok((status, text))
     }
 
     fn parse<T: DeserializeOwned>(endpoint: &str, text: &str) -> Result<T, BrokerError> {
@@ -381,38 +355,53 @@ impl TastytradeBroker {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, BrokerError> {
-        let (status, text) = self.call(Method::GET, path, None, true).await?;
+        let (status, text) = self.call(Method::GET, path, None).await?;
         if !status.is_success() {
             return Err(Self::refused(path, status, &text));
         }
         Self::parse(path, &text)
     }
 
-    /// Every page of an order list.
-    async fn orders_paged(&self, path_and_query: &str) -> Result<Vec<Order>, BrokerError> {
-        let mut out = Vec::new();
-        let mut page = 0i64;
+    /// One page of an order list (`page` is the 0-based offset), mapped, and the next offset.
+    async fn orders_page(
+        &self,
+        path_and_query: &str,
+        page: Option<PageToken>,
+    ) -> Result<Page<Order>, BrokerError> {
+        let offset: i64 = match &page {
+            None => 0,
+            Some(PageToken(t)) => t.parse().map_err(|_| BrokerError::Protocol {
+                broker: NAME.to_owned(),
+                endpoint: path_and_query.to_owned(),
+                message: format!("not a page offset: {t:?}"),
+            })?,
+        };
         let sep = if path_and_query.contains('?') {
             '&'
         } else {
             '?'
         };
-        loop {
-            let path = format!("{path_and_query}{sep}per-page={PAGE_SIZE}&page-offset={page}");
-            let env: wire::Envelope<wire::Items<wire::Order>> = self.get(&path).await?;
-            for o in &env.data.items {
-                out.push(mapping::order(o).map_err(|m| BrokerError::Protocol {
+        let path = format!("{path_and_query}{sep}per-page={PAGE_SIZE}&page-offset={offset}");
+        let env: wire::Envelope<wire::Items<wire::Order>> = self.get(&path).await?;
+        let items = env
+            .data
+            .items
+            .iter()
+            .map(|o| {
+                mapping::order(o).map_err(|m| BrokerError::Protocol {
                     broker: NAME.to_owned(),
                     endpoint: path_and_query.to_owned(),
                     message: m,
-                })?);
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match env.pagination {
+            Some(p) if p.page_offset + 1 < p.total_pages => {
+                Some(PageToken((p.page_offset + 1).to_string()))
             }
-            match env.pagination {
-                Some(p) if p.page_offset + 1 < p.total_pages => page = p.page_offset + 1,
-                _ => break,
-            }
-        }
-        Ok(out)
+            _ => None,
+        };
+        Ok(Page { items, next })
     }
 
     fn account_path(account: &AccountId) -> String {
@@ -420,17 +409,16 @@ impl TastytradeBroker {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters is escaped in a path segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes a path segment.
 fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 #[async_trait]
@@ -451,25 +439,34 @@ impl Broker for TastytradeBroker {
             .collect())
     }
 
-    async fn working_orders(&self, account: &AccountId) -> Result<Vec<Order>, BrokerError> {
+    async fn working_orders_page(
+        &self,
+        account: &AccountId,
+        page: Option<PageToken>,
+    ) -> Result<Page<Order>, BrokerError> {
         // `/orders/live` lists every status of the day: keep the working ones.
-        let all = self
-            .orders_paged(&format!("{}/orders/live", Self::account_path(account)))
+        let mut p = self
+            .orders_page(
+                &format!("{}/orders/live", Self::account_path(account)),
+                page,
+            )
             .await?;
-        Ok(all.into_iter().filter(|o| o.status.is_working()).collect())
+        p.items.retain(|o| o.status.is_working());
+        Ok(p)
     }
 
-    async fn order_history(
+    async fn order_history_page(
         &self,
         account: &AccountId,
         since: DateTime<Utc>,
-    ) -> Result<Vec<Order>, BrokerError> {
+        page: Option<PageToken>,
+    ) -> Result<Page<Order>, BrokerError> {
         let path = format!(
             "{}/orders?start-date={}&sort=Asc",
             Self::account_path(account),
             since.format("%Y-%m-%d")
         );
-        self.orders_paged(&path).await
+        self.orders_page(&path, page).await
     }
 
     async fn positions(&self, account: &AccountId) -> Result<Vec<BrokerPosition>, BrokerError> {
@@ -498,18 +495,22 @@ impl Broker for TastytradeBroker {
         }
     }
 
-    async fn find_by_client_order_id(
+    async fn find_by_client_order_id_page(
         &self,
         account: &AccountId,
         cid: &ClientOrderId,
-    ) -> Result<Option<Order>, BrokerError> {
-        // No server-side filter exists: look through the day's orders.
-        let all = self
-            .orders_paged(&format!("{}/orders/live", Self::account_path(account)))
+        page: Option<PageToken>,
+    ) -> Result<Page<Order>, BrokerError> {
+        // No server-side filter exists: look through the day's orders, in every status (a
+        // placement whose answer was lost may have filled or been rejected since).
+        let mut p = self
+            .orders_page(
+                &format!("{}/orders/live", Self::account_path(account)),
+                page,
+            )
             .await?;
-        Ok(all
-            .into_iter()
-            .find(|o| o.client_order_id.as_ref() == Some(cid)))
+        p.items.retain(|o| o.client_order_id.as_ref() == Some(cid));
+        Ok(p)
     }
 
     async fn cancel(
@@ -522,7 +523,7 @@ impl Broker for TastytradeBroker {
             Self::account_path(account),
             encode(id.as_str())
         );
-        let (status, text) = self.call(Method::DELETE, &path, None, true).await?;
+        let (status, text) = self.call(Method::DELETE, &path, None).await?;
         if status.is_success() {
             return Ok(CancelOutcome::Requested);
         }
@@ -542,7 +543,7 @@ impl Broker for TastytradeBroker {
                 endpoint: path.clone(),
                 message: e.to_string(),
             })?;
-        let (status, text) = self.call(Method::POST, &path, Some(body), false).await?;
+        let (status, text) = self.call(Method::POST, &path, Some(body)).await?;
         if !status.is_success() {
             return Err(Self::refused(&path, status, &text));
         }
@@ -554,24 +555,12 @@ impl Broker for TastytradeBroker {
         })
     }
 
-    async fn replace(
-        &self,
-        account: &AccountId,
-        id: &OrderId,
-        changes: &ReplaceOrder,
-    ) -> Result<Order, BrokerError> {
+    async fn replace(&self, current: &Order, changes: &ReplaceOrder) -> Result<Order, BrokerError> {
         let path = format!(
             "{}/orders/{}",
-            Self::account_path(account),
-            encode(id.as_str())
+            Self::account_path(&current.account),
+            encode(current.id.as_str())
         );
-        let current = self
-            .order(account, id)
-            .await?
-            .ok_or_else(|| BrokerError::NotFound {
-                broker: NAME.to_owned(),
-                what: path.clone(),
-            })?;
         // Only price, type and time in force may change; the legs must be the original's.
         let legs = current
             .legs
@@ -583,7 +572,7 @@ impl Broker for TastytradeBroker {
             })
             .collect();
         let place = PlaceOrder {
-            account: account.clone(),
+            account: current.account.clone(),
             underlying: current.underlying.clone(),
             client_order_id: changes.client_order_id.clone(),
             order_type: current
@@ -600,7 +589,7 @@ impl Broker for TastytradeBroker {
                 endpoint: path.clone(),
                 message: e.to_string(),
             })?;
-        let (status, text) = self.call(Method::PUT, &path, Some(body), false).await?;
+        let (status, text) = self.call(Method::PUT, &path, Some(body)).await?;
         if !status.is_success() {
             return Err(Self::refused(&path, status, &text));
         }

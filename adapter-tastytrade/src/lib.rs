@@ -24,6 +24,6 @@ pub mod sim;
 pub mod wire;
 
 pub use client::{
-    BuildError, ENV_ACCOUNT, ENV_CLIENT_SECRET, ENV_REFRESH_TOKEN, PAGE_SIZE, PRODUCTION, SANDBOX,
-    TastytradeBroker,
+    BuildError, DecoratedTastytrade, ENV_ACCOUNT, ENV_CLIENT_SECRET, ENV_REFRESH_TOKEN, PAGE_SIZE,
+    PRODUCTION, SANDBOX, TastytradeBroker,
 };

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::{Args, Parser, Subcommand};
-use reconcile_core::{DiffOptions, Policy, Scope};
+use reconcile_core::{Policy, Scope};
 use std::path::PathBuf;
 
 /// Keeps a trading system's records in step with what the broker really holds.
@@ -11,6 +11,13 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log more on stderr (-v: debug, -vv: trace). `RUST_LOG` (such as
+    /// `reconcile_core=debug`) overrides both this and -q.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,16 +70,6 @@ pub struct SidesArgs {
     pub json: bool,
 }
 
-impl SidesArgs {
-    pub fn options(&self) -> DiffOptions {
-        DiffOptions {
-            scope: scope(&self.accounts, &self.underlyings),
-            grace: self.grace,
-            now: None,
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
@@ -105,10 +102,10 @@ pub struct ExportArgs {
     /// Which side.
     pub side: Side,
     /// The store (for `local`): `sqlite:PATH`.
-    #[arg(long, value_name = "STORE")]
+    #[arg(long, value_name = "STORE", required_if_eq("side", "local"))]
     pub store: Option<crate::sources::StoreUrl>,
     /// The broker (for `broker`): `tastytrade`, `tastytrade-sim[:FILE]` or `snapshot:FILE`.
-    #[arg(long, value_name = "BROKER")]
+    #[arg(long, value_name = "BROKER", required_if_eq("side", "broker"))]
     pub broker: Option<crate::sources::BrokerUrl>,
     /// The API host for `tastytrade`.
     #[arg(long, value_name = "URL")]
@@ -125,12 +122,6 @@ pub struct ExportArgs {
     /// Write here instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-}
-
-impl ExportArgs {
-    pub fn scope(&self) -> Scope {
-        scope(&self.accounts, &self.underlyings)
-    }
 }
 
 #[derive(Debug, Args)]
@@ -167,16 +158,6 @@ pub struct DiffArgs {
     /// Print JSON (report v1, or the plan) instead of tables.
     #[arg(long)]
     pub json: bool,
-}
-
-impl DiffArgs {
-    pub fn options(&self) -> DiffOptions {
-        DiffOptions {
-            scope: scope(&self.accounts, &self.underlyings),
-            grace: self.grace,
-            now: self.now,
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -244,7 +225,7 @@ impl FixArgs {
 }
 
 /// The scope the repeatable `--account` and `--underlying` flags give (none: everything).
-fn scope(accounts: &[String], underlyings: &[String]) -> Scope {
+pub fn scope(accounts: &[String], underlyings: &[String]) -> Scope {
     let mut scope = Scope::all();
     for u in underlyings {
         scope = scope.with_underlying(u.as_str());

@@ -46,7 +46,8 @@ pub fn run() -> Result<ExitCode, CliError> {
         sim.seed(&seed);
         let broker = TastytradeBroker::new(sim.base_url(), SecretString::from(SIM_SECRET), SecretString::from(SIM_REFRESH))
             .map_err(other)?
-            .with_rate(200);
+            .with_rate(200)
+            .decorated();
         let store = SqliteStore::open(&db).map_err(other)?;
         let changes = local
             .positions

@@ -1,14 +1,17 @@
 //! Commands that read a store and a broker: run, apply, export, import.
 
 use crate::CliError;
-use crate::args::{ApplyArgs, ExportArgs, ImportArgs, RunArgs, Side, SidesArgs};
-use crate::sources::{BrokerUrl, SnapshotBroker};
+use crate::config::{Export, Sides};
+use crate::sources::{BrokerUrl, StoreUrl};
 use chrono::Utc;
+use reconcile_core::broker::ReadOnly;
+use reconcile_core::memory::InMemoryBroker;
 use reconcile_core::{
     ApplyOptions, ApplyReport, Broker, BrokerSnapshot, ChangeBatch, LocalChange, LocalSnapshot,
     Plan, Policy, Reconciler, Report, RunId, Store,
 };
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -45,10 +48,12 @@ fn broker(
     let other = |e: &dyn std::fmt::Display| CliError::Other(e.to_string());
     match url {
         BrokerUrl::Snapshot(path) => {
+            // The file holds the history it was written with: all of it is served.
             let snapshot = read_broker_snapshot(path)?;
+            let memory = InMemoryBroker::from_snapshot(&snapshot).with_full_history();
             Ok(OpenBroker {
-                broker: Arc::new(SnapshotBroker::new(
-                    snapshot,
+                broker: Arc::new(ReadOnly::new(
+                    memory,
                     format!("snapshot:{}", path.display()),
                 )),
                 _sim: None,
@@ -58,7 +63,7 @@ fn broker(
             let base = base_url.unwrap_or(adapter_tastytrade::PRODUCTION);
             let b = adapter_tastytrade::TastytradeBroker::from_env(base).map_err(|e| other(&e))?;
             Ok(OpenBroker {
-                broker: Arc::new(b),
+                broker: Arc::new(b.decorated()),
                 _sim: None,
             })
         }
@@ -84,49 +89,15 @@ fn broker(
             .map_err(|e| other(&e))?
             .with_rate(200);
             Ok(OpenBroker {
-                broker: Arc::new(b),
+                broker: Arc::new(b.decorated()),
                 _sim: Some(sim),
             })
         }
     }
 }
 
-fn store(sides: &crate::sources::StoreUrl) -> Result<Arc<dyn Store>, CliError> {
-    sides.open().map_err(other)
-}
-
-/// Fixes that need a live broker are refused up front against a snapshot file.
-fn check_broker_fixes(url: &BrokerUrl, policy: &Policy) -> Result<(), CliError> {
-    let BrokerUrl::Snapshot(path) = url else {
-        return Ok(());
-    };
-    let needs: Vec<&str> = [
-        (policy.cancel_orphaned, "--cancel-orphaned"),
-        (policy.create_missing, "--create-missing"),
-        (policy.replace_drifted, "--replace-drifted"),
-    ]
-    .into_iter()
-    .filter_map(|(on, flag)| on.then_some(flag))
-    .collect();
-    if needs.is_empty() {
-        return Ok(());
-    }
-    Err(CliError::Other(format!(
-        "{} change orders at the broker, but snapshot:{} is a read-only file; run them against a live broker",
-        needs.join(", "),
-        path.display()
-    )))
-}
-
-/// Scope and grace; `TASTYTRADE_ACCOUNT` names the account when none is given for TastyTrade.
-fn options(sides: &SidesArgs) -> reconcile_core::DiffOptions {
-    let mut o = sides.options();
-    if o.scope.accounts.is_empty() && matches!(sides.broker, BrokerUrl::Tastytrade) {
-        if let Ok(a) = std::env::var(adapter_tastytrade::ENV_ACCOUNT) {
-            o.scope = o.scope.with_account(a.as_str());
-        }
-    }
-    o
+fn store(url: &StoreUrl) -> Result<Arc<dyn Store>, CliError> {
+    url.open().map_err(other)
 }
 
 fn run_id() -> RunId {
@@ -167,14 +138,14 @@ fn confirm(plan: &Plan, yes: bool) -> Result<bool, CliError> {
 }
 
 fn show(
-    sides: &SidesArgs,
+    sides: &Sides,
     before: &Report,
     plan: &Plan,
     applied: Option<&ApplyReport>,
 ) -> Result<ExitCode, CliError> {
     let last = applied.and_then(|a| a.verify.as_ref()).unwrap_or(before);
     if sides.json {
-        crate::emit(&last.to_json())?;
+        crate::emit(&last.to_json()?)?;
     } else {
         let mut out = crate::output::plan_table(before, plan);
         if let Some(a) = applied {
@@ -191,36 +162,31 @@ fn show(
     })
 }
 
-pub fn run(a: &RunArgs) -> Result<ExitCode, CliError> {
-    let policy = a.fixes.policy();
-    check_broker_fixes(&a.sides.broker, &policy)?;
+pub fn run(sides: &Sides, policy: &Policy, out: Option<&Path>) -> Result<ExitCode, CliError> {
     let rt = runtime()?;
     let (b, s) = (
-        broker(&a.sides.broker, a.sides.base_url.as_deref(), &rt)?,
-        store(&a.sides.store)?,
+        broker(&sides.broker, sides.base_url.as_deref(), &rt)?,
+        store(&sides.store)?,
     );
     let rec = Reconciler::new(b.broker.as_ref(), s.as_ref())
-        .with_options(options(&a.sides))
+        .with_options(sides.options.clone())
         .with_policy(policy.clone());
     let now = Utc::now();
     let (report, plan) = rt.block_on(rec.plan(now)).map_err(other)?;
-    if let Some(out) = &a.out {
-        std::fs::write(out, plan.to_json()).map_err(|source| CliError::Write {
-            path: out.clone(),
-            source,
-        })?;
+    if let Some(out) = out {
+        crate::write(out, &plan.to_json()?)?;
     }
     if !policy.any_fix() || plan.is_empty() {
-        return show(&a.sides, &report, &plan, None);
+        return show(sides, &report, &plan, None);
     }
-    confirm_and_apply(&rt, &rec, &a.sides, &report, &plan)
+    confirm_and_apply(&rt, &rec, sides, &report, &plan)
 }
 
 /// Asks (unless `--yes`), applies the approved plan with a fresh run id, and shows the outcome.
 fn confirm_and_apply(
     rt: &tokio::runtime::Runtime,
     rec: &Reconciler<'_>,
-    sides: &SidesArgs,
+    sides: &Sides,
     report: &Report,
     plan: &Plan,
 ) -> Result<ExitCode, CliError> {
@@ -233,53 +199,57 @@ fn confirm_and_apply(
     show(sides, report, plan, Some(&applied))
 }
 
-pub fn apply(a: &ApplyArgs) -> Result<ExitCode, CliError> {
-    let text = crate::read(&a.plan)?;
+pub fn apply(plan_path: &Path, sides: &Sides) -> Result<ExitCode, CliError> {
+    let text = crate::read(plan_path)?;
     let plan = Plan::from_json(&text).map_err(|source| CliError::Snapshot {
-        path: a.plan.clone(),
+        path: plan_path.to_owned(),
         source,
     })?;
-    check_broker_fixes(&a.sides.broker, &plan.policy)?;
+    crate::config::check_broker_fixes(&sides.broker, &plan.policy)?;
     let rt = runtime()?;
     let (b, s) = (
-        broker(&a.sides.broker, a.sides.base_url.as_deref(), &rt)?,
-        store(&a.sides.store)?,
+        broker(&sides.broker, sides.base_url.as_deref(), &rt)?,
+        store(&sides.store)?,
     );
     let rec = Reconciler::new(b.broker.as_ref(), s.as_ref())
-        .with_options(options(&a.sides))
+        .with_options(sides.options.clone())
         .with_policy(plan.policy.clone());
     let now = Utc::now();
     let report = rt.block_on(rec.diff(now)).map_err(other)?;
-    confirm_and_apply(&rt, &rec, &a.sides, &report, &plan)
+    confirm_and_apply(&rt, &rec, sides, &report, &plan)
 }
 
-pub fn export(a: &ExportArgs) -> Result<ExitCode, CliError> {
+pub fn export(e: Export) -> Result<ExitCode, CliError> {
     let rt = runtime()?;
     let now = Utc::now();
-    let text = match a.side {
-        Side::Local => {
-            let url = a
-                .store
-                .as_ref()
-                .ok_or_else(|| CliError::Other("export local needs --store".to_owned()))?;
-            let s = store(url)?;
-            rt.block_on(s.load(&a.scope(), now))
-                .map_err(other)?
-                .to_json()
+    let (text, out) = match e {
+        Export::Local {
+            store: url,
+            scope,
+            out,
+        } => {
+            let s = store(&url)?;
+            (
+                rt.block_on(s.load(&scope, now)).map_err(other)?.to_json()?,
+                out,
+            )
         }
-        Side::Broker => {
-            let url = a
-                .broker
-                .as_ref()
-                .ok_or_else(|| CliError::Other("export broker needs --broker".to_owned()))?;
-            let opened = broker(url, a.base_url.as_deref(), &rt)?;
+        Export::Broker {
+            broker: url,
+            base_url,
+            accounts,
+            scope,
+            since,
+            out,
+        } => {
+            let opened = broker(&url, base_url.as_deref(), &rt)?;
             let b = &opened.broker;
-            let accounts = if a.accounts.is_empty() {
+            let accounts = if accounts.is_empty() {
                 rt.block_on(b.accounts()).map_err(other)?
             } else {
-                a.accounts.iter().map(|x| x.as_str().into()).collect()
+                accounts.iter().map(|x| x.as_str().into()).collect()
             };
-            let since = a.since.unwrap_or(now - chrono::TimeDelta::days(7));
+            let since = since.unwrap_or(now - chrono::TimeDelta::days(7));
             let mut snap = rt
                 .block_on(reconcile_core::read_broker(
                     b.as_ref(),
@@ -288,37 +258,28 @@ pub fn export(a: &ExportArgs) -> Result<ExitCode, CliError> {
                     now,
                 ))
                 .map_err(other)?;
-            let scope = a.scope();
             snap.orders
                 .retain(|o| scope.includes(&o.account, &o.underlying));
             if let Some(ps) = &mut snap.positions {
                 ps.retain(|p| scope.includes(&p.account, p.underlying()));
             }
-            snap.to_json()
+            (snap.to_json()?, out)
         }
     };
-    match &a.out {
-        Some(path) => std::fs::write(path, text).map_err(|source| CliError::Write {
-            path: path.clone(),
-            source,
-        })?,
+    match &out {
+        Some(path) => crate::write(path, &text)?,
         None => crate::emit(&text)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn import(a: &ImportArgs) -> Result<ExitCode, CliError> {
-    if a.side != Side::Local {
-        return Err(CliError::Other(
-            "only a local snapshot can be imported into a store".to_owned(),
-        ));
-    }
-    let text = crate::read(&a.file)?;
+pub fn import(file: &Path, url: &StoreUrl) -> Result<ExitCode, CliError> {
+    let text = crate::read(file)?;
     let snap = LocalSnapshot::from_json(&text).map_err(|source| CliError::Snapshot {
-        path: a.file.clone(),
+        path: file.to_owned(),
         source,
     })?;
-    let s = store(&a.store)?;
+    let s = store(url)?;
     let rt = runtime()?;
     let existing = rt
         .block_on(s.load(&reconcile_core::Scope::all(), snap.as_of))
@@ -351,7 +312,7 @@ pub fn import(a: &ImportArgs) -> Result<ExitCode, CliError> {
         "imported {} positions and {} intents from {}{}",
         snap.positions.len() - kept,
         snap.intents.len(),
-        a.file.display(),
+        file.display(),
         if kept > 0 {
             format!(" ({kept} already present were kept as they were)")
         } else {

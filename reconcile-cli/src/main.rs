@@ -1,15 +1,18 @@
 //! The `reconcile` command. `main` maps the outcome to an exit status: 0 in sync (or every fix
 //! applied), 1 discrepancies remain, 2 error. Results go to stdout, diagnostics to stderr.
+//! Flags become a validated [`config::Config`] before anything runs.
 
 mod args;
+mod config;
 mod demo;
 mod live;
 mod output;
 mod sources;
 
-use args::{Cli, Command, DiffArgs, PlanArgs};
+use args::Cli;
 use clap::Parser;
-use reconcile_core::{BrokerSnapshot, LocalSnapshot, Report, SnapshotError, diff, plan};
+use config::{Config, Files, Job, Verbosity};
+use reconcile_core::{BrokerSnapshot, LocalSnapshot, Policy, Report, SnapshotError, diff, plan};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,6 +20,8 @@ use std::process::ExitCode;
 /// Everything that ends a command with status 2.
 #[derive(Debug, thiserror::Error)]
 enum CliError {
+    #[error(transparent)]
+    Usage(#[from] config::UsageError),
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -34,6 +39,8 @@ enum CliError {
     },
     #[error(transparent)]
     Diff(#[from] reconcile_core::DiffError),
+    #[error("writing JSON failed: {0}")]
+    Json(#[from] serde_json::Error),
     #[error("writing to stdout failed: {0}")]
     Stdout(std::io::Error),
     #[error("{0}")]
@@ -42,7 +49,13 @@ enum CliError {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    let result = Config::from_cli(cli, &config::ProcessEnv)
+        .map_err(CliError::from)
+        .and_then(|c| {
+            init_logging(c.verbosity);
+            run(c.job)
+        });
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("reconcile: {e}");
@@ -51,15 +64,41 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    match cli.command {
-        Command::Diff(a) => run_diff(&a),
-        Command::Plan(a) => run_plan(&a),
-        Command::Run(a) => live::run(&a),
-        Command::Apply(a) => live::apply(&a),
-        Command::Export(a) => live::export(&a),
-        Command::Import(a) => live::import(&a),
-        Command::Demo => demo::run(),
+/// Logs go to stderr, at the level `-q`/`-v` give, or as `RUST_LOG` says when it is set
+/// (`target=level,…`, such as `reconcile_core=debug,adapter_tastytrade=trace`).
+fn init_logging(verbosity: Verbosity) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level = match verbosity {
+        Verbosity::Quiet => LevelFilter::ERROR,
+        Verbosity::Normal => LevelFilter::WARN,
+        Verbosity::Debug => LevelFilter::DEBUG,
+        Verbosity::Trace => LevelFilter::TRACE,
+    };
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(level));
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(true),
+        )
+        .with(filter)
+        .try_init();
+}
+
+fn run(job: Job) -> Result<ExitCode, CliError> {
+    match job {
+        Job::Diff(files) => run_diff(&files),
+        Job::Plan { files, policy, out } => run_plan(&files, &policy, out.as_deref()),
+        Job::Run { sides, policy, out } => live::run(&sides, &policy, out.as_deref()),
+        Job::Apply { plan, sides } => live::apply(&plan, &sides),
+        Job::Export(e) => live::export(e),
+        Job::Import { file, store } => live::import(&file, &store),
+        Job::Demo => demo::run(),
     }
 }
 
@@ -70,20 +109,21 @@ pub(crate) fn read(path: &Path) -> Result<String, CliError> {
     })
 }
 
-fn load(a: &DiffArgs) -> Result<(LocalSnapshot, BrokerSnapshot), CliError> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), CliError> {
+    std::fs::write(path, text).map_err(|source| CliError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn load(f: &Files) -> Result<(LocalSnapshot, BrokerSnapshot), CliError> {
     let snap = |path: &Path, e: SnapshotError| CliError::Snapshot {
         path: path.to_owned(),
         source: e,
     };
-    let local = LocalSnapshot::from_json(&read(&a.local)?).map_err(|e| snap(&a.local, e))?;
-    let broker = BrokerSnapshot::from_json(&read(&a.broker)?).map_err(|e| snap(&a.broker, e))?;
+    let local = LocalSnapshot::from_json(&read(&f.local)?).map_err(|e| snap(&f.local, e))?;
+    let broker = BrokerSnapshot::from_json(&read(&f.broker)?).map_err(|e| snap(&f.broker, e))?;
     Ok((local, broker))
-}
-
-fn report(a: &DiffArgs) -> Result<(LocalSnapshot, BrokerSnapshot, Report), CliError> {
-    let (local, broker) = load(a)?;
-    let r = diff(&local, &broker, &a.options())?;
-    Ok((local, broker, r))
 }
 
 pub(crate) fn emit(text: &str) -> Result<(), CliError> {
@@ -100,28 +140,27 @@ fn status(r: &Report) -> ExitCode {
     }
 }
 
-fn run_diff(a: &DiffArgs) -> Result<ExitCode, CliError> {
-    let (_, _, r) = report(a)?;
-    if a.json {
-        emit(&r.to_json())?;
+fn run_diff(f: &Files) -> Result<ExitCode, CliError> {
+    let (local, broker) = load(f)?;
+    let r = diff(&local, &broker, &f.options)?;
+    if f.json {
+        emit(&r.to_json()?)?;
     } else {
         emit(&output::report_table(&r))?;
     }
     Ok(status(&r))
 }
 
-fn run_plan(a: &PlanArgs) -> Result<ExitCode, CliError> {
-    let (local, broker, r) = report(&a.diff)?;
-    let mut p = plan(&r, &a.fixes.policy());
-    p.fingerprint = Some(reconcile_core::fingerprint(&local, &broker));
-    if let Some(out) = &a.out {
-        std::fs::write(out, p.to_json()).map_err(|source| CliError::Write {
-            path: out.clone(),
-            source,
-        })?;
+fn run_plan(f: &Files, policy: &Policy, out: Option<&Path>) -> Result<ExitCode, CliError> {
+    let (local, broker) = load(f)?;
+    let r = diff(&local, &broker, &f.options)?;
+    let mut p = plan(&r, policy);
+    p.fingerprint = Some(reconcile_core::fingerprint(&local, &broker)?);
+    if let Some(out) = out {
+        write(out, &p.to_json()?)?;
     }
-    if a.diff.json {
-        emit(&p.to_json())?;
+    if f.json {
+        emit(&p.to_json()?)?;
     } else {
         emit(&output::plan_table(&r, &p))?;
     }

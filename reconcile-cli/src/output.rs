@@ -52,7 +52,7 @@ pub fn report_table(r: &Report) -> String {
                     e.position_id.to_string(),
                     e.target_key.to_string(),
                     e.order_id.to_string(),
-                    format!("{:?}", e.field).to_lowercase(),
+                    e.field.as_str().to_owned(),
                     opt(e.expected.as_ref()),
                     opt(e.actual.as_ref()),
                 ]
@@ -84,7 +84,7 @@ pub fn report_table(r: &Report) -> String {
                     e.order_id.to_string(),
                     e.position_id.to_string(),
                     e.target_key.to_string(),
-                    format!("{:?}", e.via).to_lowercase(),
+                    e.via.as_str().to_owned(),
                 ]
             })
             .collect(),
@@ -223,7 +223,7 @@ pub fn plan_table(r: &Report, p: &Plan) -> String {
             .map(|(i, a)| {
                 vec![
                     (i + 1).to_string(),
-                    a.action.kind().to_owned(),
+                    a.action.kind().as_str().to_owned(),
                     a.key.clone(),
                     a.depends_on.clone().unwrap_or_default(),
                 ]

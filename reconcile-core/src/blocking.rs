@@ -1,9 +1,10 @@
 //! A blocking facade for one-off scripts: the seed's lesson is that a script must be simple and
 //! correct. It owns a small single-threaded runtime and drives the async core on it.
 
-use crate::executor::{ApplyOptions, ApplyReport, Reconciler, RunError};
+use crate::executor::{ApplyOptions, ApplyReport};
 use crate::plan::{Plan, Policy};
 use crate::ports::{Broker, Store};
+use crate::reconciler::{Reconciler, RunError};
 use crate::report::Report;
 use crate::{BrokerSnapshot, DiffOptions, LocalSnapshot};
 use chrono::{DateTime, Utc};

@@ -24,6 +24,22 @@
 //! let plan = plan(&report, &Policy { clear_invalid: true, ..Policy::report_only() });
 //! assert_eq!(plan.actions[0].key, "clear:45:call_spread:412345678");
 //! ```
+//!
+//! Where things live:
+//!
+//! | module | what |
+//! |---|---|
+//! | [`model`], [`ids`], [`symbol`], [`decimal`] | the domain types, exact decimals, canonical OCC symbols |
+//! | [`snapshot`], [`report`] | the snapshot v1 and report v1 formats |
+//! | [`scope`] | what a run looks at (accounts, underlyings, states, intents) |
+//! | [`diff`] | the diff: an index, then one function per rule family (see its table) |
+//! | [`plan`] | the planner: one function per fix, then the rails |
+//! | [`executor`] | carrying a plan out, journal-first |
+//! | [`reconciler`] | read, diff, plan and apply under the run locks |
+//! | [`ports`] | the `Broker` and `Store` traits |
+//! | [`broker`] | decorators: `Paced`, `Retrying`, `ReadOnly` |
+//! | [`memory`] | the in-memory broker and store |
+//! | `testkit` | builders, strategies, `Faulty`/`Recording`, the conformance suites |
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -56,16 +72,21 @@ macro_rules! format_tag {
 }
 pub(crate) use format_tag;
 
+pub mod broker;
 pub mod decimal;
 pub mod diff;
 pub mod executor;
 mod fxhash;
 pub mod ids;
+pub mod memory;
 pub mod model;
 pub mod plan;
 pub mod ports;
+pub mod reconciler;
 pub mod report;
+pub mod scope;
 pub mod snapshot;
+pub mod spelling;
 pub mod symbol;
 
 #[cfg(feature = "blocking")]
@@ -73,33 +94,39 @@ pub mod blocking;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use diff::{DiffError, DiffOptions, Scope, diff};
-pub use executor::{
-    ActionResult, ApplyOptions, ApplyReport, Reconciler, RunError, execute, read_broker,
-};
+pub use diff::{DiffError, DiffOptions, diff};
+pub use executor::{ActionResult, ApplyOptions, ApplyReport, execute};
 pub use ids::{AccountId, ClientOrderId, OrderId, PositionId, RunId, TargetKey};
 pub use model::{
     BrokerPosition, Intent, Order, OrderLeg, OrderStatus, OrderType, Position, PositionLeg,
     PositionState, ProfitTarget, Side, TargetLeg, TargetStatus, TimeInForce,
 };
-pub use plan::{Action, Plan, PlannedAction, Policy, plan};
+pub use plan::{Action, ActionKind, Plan, PlannedAction, Policy, plan};
 pub use ports::{
-    AuditRecord, Broker, BrokerError, CancelOutcome, ChangeBatch, LocalChange, Outcome, PlaceOrder,
-    ReplaceOrder, RunLock, Store, StoreError,
+    AuditRecord, Broker, BrokerError, Call, CancelOutcome, ChangeBatch, LocalChange, LockAttempt,
+    Outcome, Page, PageToken, PlaceOrder, ReplaceOrder, RunLock, Store, StoreError,
 };
+pub use reconciler::{Reconciler, RunError, read_broker};
 pub use report::Report;
+pub use scope::Scope;
 pub use snapshot::{BrokerSnapshot, LocalSnapshot, SnapshotError};
 pub use symbol::Symbol;
 
 /// A fingerprint of two snapshots (FNV-1a over their canonical JSON), written into a plan so an
 /// apply can tell whether the world moved since the plan was made.
-pub fn fingerprint(local: &LocalSnapshot, broker: &BrokerSnapshot) -> String {
+///
+/// # Errors
+/// A serialization error (none is known to be possible for a snapshot).
+pub fn fingerprint(
+    local: &LocalSnapshot,
+    broker: &BrokerSnapshot,
+) -> Result<String, serde_json::Error> {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for doc in [local.to_json(), broker.to_json()] {
+    for doc in [local.to_json()?, broker.to_json()?] {
         for b in doc.bytes() {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    format!("fnv1a64:{h:016x}")
+    Ok(format!("fnv1a64:{h:016x}"))
 }

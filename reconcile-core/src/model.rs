@@ -18,36 +18,36 @@ where
     Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
-/// A broker order's status, normalized across brokers (DESIGN §2).
-///
-/// Adapters map raw statuses into these; a raw status they do not know maps to
-/// [`OrderStatus::Pending`], never to a terminal status, because an unknown order must never look
-/// dead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    /// Accepted but not yet working at a venue (TastyTrade Received/Routed/In Flight).
-    Pending,
-    /// Waiting on a condition (a contingent or held bracket leg).
-    Held,
-    /// Working with no fills.
-    Live,
-    /// Working with some fills.
-    PartiallyFilled,
-    /// A cancel was requested and has not been confirmed.
-    PendingCancel,
-    /// A replace was requested and has not been confirmed.
-    PendingReplace,
-    /// Completely filled.
-    Filled,
-    /// Cancelled (also removed by the broker).
-    Cancelled,
-    /// Expired at the end of its time in force.
-    Expired,
-    /// Rejected.
-    Rejected,
-    /// The original of a cancel-replace; see [`Order::replaced_by`].
-    Replaced,
+crate::spelling::spelled! {
+    /// A broker order's status, normalized across brokers (DESIGN §2).
+    ///
+    /// Adapters map raw statuses into these; a raw status they do not know maps to
+    /// [`OrderStatus::Pending`], never to a terminal status, because an unknown order must never
+    /// look dead.
+    pub enum OrderStatus("order status") {
+        /// Accepted but not yet working at a venue (TastyTrade Received/Routed/In Flight).
+        Pending = "pending",
+        /// Waiting on a condition (a contingent or held bracket leg).
+        Held = "held",
+        /// Working with no fills.
+        Live = "live",
+        /// Working with some fills.
+        PartiallyFilled = "partially_filled",
+        /// A cancel was requested and has not been confirmed.
+        PendingCancel = "pending_cancel",
+        /// A replace was requested and has not been confirmed.
+        PendingReplace = "pending_replace",
+        /// Completely filled.
+        Filled = "filled",
+        /// Cancelled (also removed by the broker).
+        Cancelled = "cancelled",
+        /// Expired at the end of its time in force.
+        Expired = "expired",
+        /// Rejected.
+        Rejected = "rejected",
+        /// The original of a cancel-replace; see [`Order::replaced_by`].
+        Replaced = "replaced",
+    }
 }
 
 impl OrderStatus {
@@ -63,99 +63,70 @@ impl OrderStatus {
                 | Self::PendingReplace
         )
     }
+}
 
-    /// The snake_case spelling used in snapshots and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Held => "held",
-            Self::Live => "live",
-            Self::PartiallyFilled => "partially_filled",
-            Self::PendingCancel => "pending_cancel",
-            Self::PendingReplace => "pending_replace",
-            Self::Filled => "filled",
-            Self::Cancelled => "cancelled",
-            Self::Expired => "expired",
-            Self::Rejected => "rejected",
-            Self::Replaced => "replaced",
-        }
+crate::spelling::spelled! {
+    /// An order's type.
+    pub enum OrderType("order type") {
+        /// Market.
+        Market = "market",
+        /// Limit.
+        Limit = "limit",
+        /// Stop (market once triggered).
+        Stop = "stop",
+        /// Stop limit.
+        StopLimit = "stop_limit",
+        /// Trailing stop.
+        TrailingStop = "trailing_stop",
+        /// Any other type a broker offers.
+        Other = "other",
     }
 }
 
-/// An order's type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderType {
-    /// Market.
-    Market,
-    /// Limit.
-    Limit,
-    /// Stop (market once triggered).
-    Stop,
-    /// Stop limit.
-    StopLimit,
-    /// Trailing stop.
-    TrailingStop,
-    /// Any other type a broker offers.
-    Other,
+crate::spelling::spelled! {
+    /// An order's time in force.
+    pub enum TimeInForce("time in force") {
+        /// Until the end of the trading day.
+        Day = "day",
+        /// Good till cancelled.
+        Gtc = "gtc",
+        /// Good till a date.
+        Gtd = "gtd",
+        /// Immediate or cancel.
+        Ioc = "ioc",
+        /// Fill or kill.
+        Fok = "fok",
+        /// At the open.
+        Opg = "opg",
+        /// At the close.
+        Cls = "cls",
+        /// Any other value a broker offers.
+        Other = "other",
+    }
 }
 
-/// An order's time in force.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimeInForce {
-    /// Until the end of the trading day.
-    Day,
-    /// Good till cancelled.
-    Gtc,
-    /// Good till a date.
-    Gtd,
-    /// Immediate or cancel.
-    Ioc,
-    /// Fill or kill.
-    Fok,
-    /// At the open.
-    Opg,
-    /// At the close.
-    Cls,
-    /// Any other value a broker offers.
-    Other,
-}
-
-/// The side of an order leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    /// Buy (equities, futures).
-    Buy,
-    /// Sell (equities, futures).
-    Sell,
-    /// Buy to open a long position.
-    BuyToOpen,
-    /// Buy to close a short position.
-    BuyToClose,
-    /// Sell to open a short position.
-    SellToOpen,
-    /// Sell to close a long position.
-    SellToClose,
+crate::spelling::spelled! {
+    /// The side of an order leg.
+    pub enum Side("side") {
+        /// Buy (equities, futures).
+        Buy = "buy",
+        /// Sell (equities, futures).
+        Sell = "sell",
+        /// Buy to open a long position.
+        BuyToOpen = "buy_to_open",
+        /// Buy to close a short position.
+        BuyToClose = "buy_to_close",
+        /// Sell to open a short position.
+        SellToOpen = "sell_to_open",
+        /// Sell to close a long position.
+        SellToClose = "sell_to_close",
+    }
 }
 
 impl Side {
     /// Whether the leg buys.
     pub fn is_buy(self) -> bool {
         matches!(self, Self::Buy | Self::BuyToOpen | Self::BuyToClose)
-    }
-
-    /// The snake_case spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Buy => "buy",
-            Self::Sell => "sell",
-            Self::BuyToOpen => "buy_to_open",
-            Self::BuyToClose => "buy_to_close",
-            Self::SellToOpen => "sell_to_open",
-            Self::SellToClose => "sell_to_close",
-        }
     }
 }
 
@@ -247,29 +218,17 @@ impl BrokerPosition {
     }
 }
 
-/// The lifecycle state of a local position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PositionState {
-    /// Ordered, not yet known to be filled.
-    Pending,
-    /// Held.
-    Open,
-    /// Being closed.
-    Closing,
-    /// Closed.
-    Closed,
-}
-
-impl PositionState {
-    /// The snake_case spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Open => "open",
-            Self::Closing => "closing",
-            Self::Closed => "closed",
-        }
+crate::spelling::spelled! {
+    /// The lifecycle state of a local position.
+    pub enum PositionState("position state") {
+        /// Ordered, not yet known to be filled.
+        Pending = "pending",
+        /// Held.
+        Open = "open",
+        /// Being closed.
+        Closing = "closing",
+        /// Closed.
+        Closed = "closed",
     }
 }
 
@@ -283,37 +242,26 @@ pub struct PositionLeg {
     pub quantity: Decimal,
 }
 
-/// The local status of a profit target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetStatus {
-    /// No order has been placed (or its id was cleared).
-    Unplaced,
-    /// An order was placed and is believed to be working.
-    Active,
-    /// Its order filled.
-    Filled,
-    /// Deliberately cancelled.
-    Cancelled,
-    /// Placement failed and was given up.
-    Failed,
+crate::spelling::spelled! {
+    /// The local status of a profit target.
+    pub enum TargetStatus("target status") {
+        /// No order has been placed (or its id was cleared).
+        Unplaced = "unplaced",
+        /// An order was placed and is believed to be working.
+        Active = "active",
+        /// Its order filled.
+        Filled = "filled",
+        /// Deliberately cancelled.
+        Cancelled = "cancelled",
+        /// Placement failed and was given up.
+        Failed = "failed",
+    }
 }
 
 impl TargetStatus {
     /// Whether the target is finished with and takes no part in the diff.
     pub fn is_settled(self) -> bool {
         matches!(self, Self::Filled | Self::Cancelled | Self::Failed)
-    }
-
-    /// The snake_case spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unplaced => "unplaced",
-            Self::Active => "active",
-            Self::Filled => "filled",
-            Self::Cancelled => "cancelled",
-            Self::Failed => "failed",
-        }
     }
 }
 

@@ -39,18 +39,18 @@ pub struct Matched {
     pub order_id: OrderId,
 }
 
-/// The field in which a working order differs from its target's expectations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DriftField {
-    /// The limit price.
-    LimitPrice,
-    /// The stop price.
-    StopPrice,
-    /// A leg's quantity.
-    Quantity,
-    /// The legs themselves (symbol, side, quantity).
-    Legs,
+crate::spelling::spelled! {
+    /// The field in which a working order differs from its target's expectations.
+    pub enum DriftField("drift field") {
+        /// The limit price.
+        LimitPrice = "limit_price",
+        /// The stop price.
+        StopPrice = "stop_price",
+        /// A leg's quantity.
+        Quantity = "quantity",
+        /// The legs themselves (symbol, side, quantity).
+        Legs = "legs",
+    }
 }
 
 /// What a target expects of its order, carried so a fix can be planned from the report alone.
@@ -107,22 +107,22 @@ pub struct Drifted {
     pub spec: OrderSpec,
 }
 
-/// Why an active target's order is not working.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InvalidReason {
-    /// It filled.
-    Filled,
-    /// It was cancelled.
-    Cancelled,
-    /// It expired.
-    Expired,
-    /// It was rejected.
-    Rejected,
-    /// It was replaced by another order.
-    Replaced,
-    /// The broker has no such order.
-    NotFound,
+crate::spelling::spelled! {
+    /// Why an active target's order is not working.
+    pub enum InvalidReason("invalid reason") {
+        /// It filled.
+        Filled = "filled",
+        /// It was cancelled.
+        Cancelled = "cancelled",
+        /// It expired.
+        Expired = "expired",
+        /// It was rejected.
+        Rejected = "rejected",
+        /// It was replaced by another order.
+        Replaced = "replaced",
+        /// The broker has no such order.
+        NotFound = "not_found",
+    }
 }
 
 impl InvalidReason {
@@ -136,18 +136,6 @@ impl InvalidReason {
             OrderStatus::Replaced => Self::Replaced,
             // Working statuses never reach here; an unexpected one is treated as missing evidence.
             _ => Self::NotFound,
-        }
-    }
-
-    /// The snake_case spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Filled => "filled",
-            Self::Cancelled => "cancelled",
-            Self::Expired => "expired",
-            Self::Rejected => "rejected",
-            Self::Replaced => "replaced",
-            Self::NotFound => "not_found",
         }
     }
 }
@@ -177,16 +165,16 @@ pub struct Invalid {
     pub due: bool,
 }
 
-/// How an unreferenced order was tied to a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AdoptVia {
-    /// Its client order id equals an intent's or the target's.
-    ClientOrderId,
-    /// Its legs equal the target's expected legs, and nothing else fits.
-    Legs,
-    /// It replaced the order the target references.
-    ReplacedBy,
+crate::spelling::spelled! {
+    /// How an unreferenced order was tied to a target.
+    pub enum AdoptVia("adoption route") {
+        /// Its client order id equals an intent's or the target's.
+        ClientOrderId = "client_order_id",
+        /// Its legs equal the target's expected legs, and nothing else fits.
+        Legs = "legs",
+        /// It replaced the order the target references.
+        ReplacedBy = "replaced_by",
+    }
 }
 
 /// An unreferenced working order that belongs to a target.
@@ -225,6 +213,34 @@ pub struct InFlight {
     /// The client order id, when keyed by intent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_order_id: Option<ClientOrderId>,
+}
+
+impl InFlight {
+    /// An unreferenced order that may still be on its way to its target.
+    pub fn order(order: &crate::model::Order) -> Self {
+        Self {
+            position_id: None,
+            target_key: None,
+            order_id: Some(order.id.clone()),
+            client_order_id: order.client_order_id.clone(),
+        }
+    }
+
+    /// A target whose order may still be on its way: by its order id when it has one, else by
+    /// the client order id it (or its intent) was sent with.
+    pub fn target(
+        position_id: &PositionId,
+        target_key: &TargetKey,
+        order_id: Option<&OrderId>,
+        client_order_id: Option<&ClientOrderId>,
+    ) -> Self {
+        Self {
+            position_id: Some(position_id.clone()),
+            target_key: Some(target_key.clone()),
+            order_id: order_id.cloned(),
+            client_order_id: client_order_id.cloned(),
+        }
+    }
 }
 
 /// An unreferenced working order that nothing explains.
@@ -445,10 +461,11 @@ impl Report {
     }
 
     /// The report as pretty JSON with a trailing newline (byte-stable).
-    pub fn to_json(&self) -> String {
-        let mut out = serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_owned());
-        out.push('\n');
-        out
+    ///
+    /// # Errors
+    /// A serialization error (none is known to be possible for a report).
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        crate::snapshot::to_json(self)
     }
 
     /// The categories in report order with their counts, for human output.

@@ -74,7 +74,10 @@ impl LocalSnapshot {
     }
 
     /// Writes the document as pretty JSON with a trailing newline.
-    pub fn to_json(&self) -> String {
+    ///
+    /// # Errors
+    /// A serialization error (none is known to be possible for a snapshot).
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
         to_json(self)
     }
 
@@ -144,7 +147,10 @@ impl BrokerSnapshot {
     }
 
     /// Writes the document as pretty JSON with a trailing newline.
-    pub fn to_json(&self) -> String {
+    ///
+    /// # Errors
+    /// A serialization error (none is known to be possible for a snapshot).
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
         to_json(self)
     }
 
@@ -242,12 +248,11 @@ fn json_error(path: String, inner: &serde_json::Error) -> SnapshotError {
     }
 }
 
-fn to_json<T: Serialize>(value: &T) -> String {
-    // Serializing plain data with string keys cannot fail; fall back to an empty object rather
-    // than panic if it ever did.
-    let mut out = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_owned());
+/// Pretty JSON with a trailing newline: the one writer of every document of ours.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
+    let mut out = serde_json::to_string_pretty(value)?;
     out.push('\n');
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -272,7 +277,7 @@ mod tests {
             s.positions[0].legs[0].symbol.as_str(),
             "QQQ   251219C00640000"
         );
-        let written = s.to_json();
+        let written = s.to_json().unwrap();
         assert!(written.contains("\"limit_price\": \"0.6\""), "{written}");
         assert_eq!(LocalSnapshot::from_json(&written).unwrap(), s);
         assert!(s.intents.is_empty());

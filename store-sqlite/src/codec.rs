@@ -44,51 +44,30 @@ pub(crate) fn state(s: PositionState) -> &'static str {
     s.as_str()
 }
 
+/// Reads a column holding one of an enum's spellings (`reconcile_core::spelling`).
+pub(crate) fn parse_spelled<T>(s: &str, at: impl Fn() -> String) -> Result<T, StoreError>
+where
+    T: std::str::FromStr<Err = reconcile_core::spelling::UnknownSpelling>,
+{
+    s.parse()
+        .map_err(|e: reconcile_core::spelling::UnknownSpelling| corrupt(at(), e.to_string()))
+}
+
 pub(crate) fn parse_state(s: &str, at: impl Fn() -> String) -> Result<PositionState, StoreError> {
-    Ok(match s {
-        "pending" => PositionState::Pending,
-        "open" => PositionState::Open,
-        "closing" => PositionState::Closing,
-        "closed" => PositionState::Closed,
-        _ => return Err(corrupt(at(), format!("unknown position state {s:?}"))),
-    })
+    parse_spelled(s, at)
 }
 
 pub(crate) fn parse_status(s: &str, at: impl Fn() -> String) -> Result<TargetStatus, StoreError> {
-    Ok(match s {
-        "unplaced" => TargetStatus::Unplaced,
-        "active" => TargetStatus::Active,
-        "filled" => TargetStatus::Filled,
-        "cancelled" => TargetStatus::Cancelled,
-        "failed" => TargetStatus::Failed,
-        _ => return Err(corrupt(at(), format!("unknown target status {s:?}"))),
-    })
+    parse_spelled(s, at)
 }
 
 pub(crate) fn parse_side(s: &str, at: impl Fn() -> String) -> Result<Side, StoreError> {
-    Ok(match s {
-        "buy" => Side::Buy,
-        "sell" => Side::Sell,
-        "buy_to_open" => Side::BuyToOpen,
-        "buy_to_close" => Side::BuyToClose,
-        "sell_to_open" => Side::SellToOpen,
-        "sell_to_close" => Side::SellToClose,
-        _ => return Err(corrupt(at(), format!("unknown side {s:?}"))),
-    })
+    parse_spelled(s, at)
 }
 
 pub(crate) fn parse_outcome(
     s: &str,
     at: impl Fn() -> String,
 ) -> Result<reconcile_core::Outcome, StoreError> {
-    use reconcile_core::Outcome as O;
-    Ok(match s {
-        "applied" => O::Applied,
-        "already_done" => O::AlreadyDone,
-        "would_apply" => O::WouldApply,
-        "skipped" => O::Skipped,
-        "uncertain" => O::Uncertain,
-        "failed" => O::Failed,
-        _ => return Err(corrupt(at(), format!("unknown outcome {s:?}"))),
-    })
+    parse_spelled(s, at)
 }

@@ -30,8 +30,8 @@ use backon::{BlockingRetryable, ExponentialBuilder};
 use chrono::{DateTime, TimeDelta, Utc};
 use codec::*;
 use reconcile_core::{
-    AccountId, AuditRecord, ChangeBatch, Intent, LocalChange, LocalSnapshot, Position, PositionLeg,
-    ProfitTarget, RunId, RunLock, Scope, Store, StoreError, Symbol, TargetLeg,
+    AccountId, AuditRecord, ChangeBatch, Intent, LocalChange, LocalSnapshot, LockAttempt, Position,
+    PositionLeg, ProfitTarget, RunId, RunLock, Scope, Store, StoreError, Symbol, TargetLeg,
 };
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
@@ -422,21 +422,36 @@ impl SqliteStore {
             }
         }
         {
+            // Intents are few: read them all with their position's scope columns, and let
+            // `Scope::includes_intent` decide, as every store does.
             let mut q = tx
-                .prepare_cached(&format!(
-                    "SELECT i.client_order_id, i.position_id, i.target_key, i.created_at
+                .prepare_cached(
+                    "SELECT i.client_order_id, i.position_id, i.target_key, i.created_at,
+                            p.account, p.underlying, p.state
                      FROM intents i LEFT JOIN positions p ON p.id = i.position_id
-                     WHERE (p.id IS NULL AND ?1 = '[]' AND ?2 = '[]' AND ?3 = '[]') OR (p.id IS NOT NULL AND {SCOPE})
-                     ORDER BY i.client_order_id"
-                ))
+                     ORDER BY i.client_order_id",
+                )
                 .map_err(|e| fail("reading intents", e))?;
-            let mut rows = q
-                .query(params![accounts, underlyings, states])
-                .map_err(|e| fail("reading intents", e))?;
+            let mut rows = q.query([]).map_err(|e| fail("reading intents", e))?;
             while let Some(r) = rows.next().map_err(|e| fail("reading intents", e))? {
                 let row = |e| fail("reading intents", e);
                 let cid: String = r.get(0).map_err(row)?;
                 let created: String = r.get(3).map_err(row)?;
+                let account: Option<String> = r.get(4).map_err(row)?;
+                let underlying: Option<String> = r.get(5).map_err(row)?;
+                let state: Option<String> = r.get(6).map_err(row)?;
+                let position = match (account, underlying, state) {
+                    (Some(a), Some(u), Some(st)) => {
+                        let pid: String = r.get(1).map_err(row)?;
+                        let st = parse_state(&st, || format!("positions[id={pid}].state"))?;
+                        Some((AccountId::new(a), u, st))
+                    }
+                    _ => None,
+                };
+                if !scope.includes_intent(position.as_ref().map(|(a, u, st)| (a, u.as_str(), *st)))
+                {
+                    continue;
+                }
                 snapshot.intents.push(Intent {
                     position_id: r.get::<_, String>(1).map_err(row)?.into(),
                     target_key: r.get::<_, String>(2).map_err(row)?.into(),
@@ -687,7 +702,7 @@ impl Store for SqliteStore {
         holder: &str,
         now: DateTime<Utc>,
         lease: TimeDelta,
-    ) -> Result<Option<RunLock>, StoreError> {
+    ) -> Result<LockAttempt, StoreError> {
         let (account, holder) = (account.clone(), holder.to_owned());
         self.blocking(move |s| {
             s.write(&format!("taking the run lock of {account}"), |tx| {
@@ -703,13 +718,13 @@ impl Store for SqliteStore {
                             .map_err(TxError::Store)?,
                     };
                     if held.excludes(&holder, now) {
-                        return Ok(None);
+                        return Ok(LockAttempt::Held(held));
                     }
                 }
                 let expires_at = now + lease;
                 tx.prepare_cached("INSERT OR REPLACE INTO run_locks (account, holder, expires_at) VALUES (?1, ?2, ?3)")?
                     .execute(params![account.as_str(), holder, time(expires_at)])?;
-                Ok(Some(RunLock {
+                Ok(LockAttempt::Acquired(RunLock {
                     account: account.clone(),
                     holder: holder.clone(),
                     expires_at,

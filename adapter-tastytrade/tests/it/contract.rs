@@ -206,10 +206,12 @@ async fn replace_gives_a_new_id_and_keeps_the_legs() {
         stop_price: None,
         quantity: None,
     };
-    let new = broker
-        .replace(&acct(), &"412345601".into(), &changes)
+    let original = broker
+        .order(&acct(), &"412345601".into())
         .await
+        .unwrap()
         .unwrap();
+    let new = broker.replace(&original, &changes).await.unwrap();
     assert_ne!(new.id.as_str(), "412345601");
     assert_eq!(new.replaces.as_ref().map(|r| r.as_str()), Some("412345601"));
     assert_eq!(new.legs.len(), 2);

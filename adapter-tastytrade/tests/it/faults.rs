@@ -142,8 +142,11 @@ async fn a_malformed_body_is_a_protocol_error_that_names_the_endpoint() {
 
 #[tokio::test]
 async fn a_timeout_on_a_placement_does_not_produce_a_second_order() {
-    let (sim, broker) = world().await;
-    let broker = broker.with_timeout(Duration::from_millis(300)).unwrap();
+    let (sim, broker) = undecorated_world().await;
+    let broker = broker
+        .with_timeout(Duration::from_millis(300))
+        .unwrap()
+        .decorated();
     let store = InMemoryStore::from_snapshot(&local(
         NOW,
         vec![

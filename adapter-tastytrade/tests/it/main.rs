@@ -1,13 +1,14 @@
 //! TastytradeBroker against the simulator over real HTTP on loopback, and the wire format
 //! against documented payload shapes.
 
+mod conformance;
 mod contract;
 mod faults;
 mod parsing;
 mod secrets;
 
-use adapter_tastytrade::TastytradeBroker;
 use adapter_tastytrade::sim::Sim;
+use adapter_tastytrade::{DecoratedTastytrade, TastytradeBroker};
 use reconcile_core::testkit::build::{OrderExt, at, holding, order};
 use reconcile_core::{BrokerSnapshot, OrderStatus, Side};
 use secrecy::SecretString;
@@ -24,7 +25,13 @@ pub const C640: &str = "QQQ   251219C00640000";
 pub const C645: &str = "QQQ   251219C00645000";
 
 /// A simulator holding one short call spread, its profit target order, and a few others.
-pub async fn world() -> (Sim, TastytradeBroker) {
+pub async fn world() -> (Sim, DecoratedTastytrade) {
+    let (sim, broker) = undecorated_world().await;
+    (sim, broker.decorated())
+}
+
+/// The same world, with the bare client (to change it before decorating it).
+pub async fn undecorated_world() -> (Sim, TastytradeBroker) {
     let sim = Sim::start(at(NOW), SECRET, REFRESH).await.unwrap();
     let mut snap = BrokerSnapshot::new(at(NOW));
     snap.orders = vec![

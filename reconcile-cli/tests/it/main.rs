@@ -19,10 +19,12 @@ fn reconcile(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("reconcile-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one test, removed when the test is done with it.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("reconcile-cli-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn seed_args(prefix: &str) -> Vec<String> {
@@ -108,7 +110,7 @@ fn now_and_grace_change_the_verdict() {
 #[test]
 fn plan_out_writes_the_backfill_with_the_seed_risk_total() {
     let dir = scratch("plan");
-    let plan = dir.join("plan.json");
+    let plan = dir.path().join("plan.json");
     let rest = seed_args("2025-11-06-alpaca");
     let out = reconcile(&args(
         &[
@@ -152,7 +154,7 @@ fn a_missing_file_is_an_error_naming_it() {
 #[test]
 fn a_bad_value_is_an_error_naming_its_json_path() {
     let dir = scratch("bad");
-    let broker = dir.join("broker.json");
+    let broker = dir.path().join("broker.json");
     std::fs::write(
         &broker,
         r#"{"format": "reconcile.broker/v1", "as_of": "2025-11-07T15:00:00Z",

@@ -24,7 +24,7 @@ fn export(store: &str) -> serde_json::Value {
 #[test]
 fn seed_003_backfill_through_sqlite_end_to_end() {
     let dir = scratch("run-003");
-    let store = sqlite(&dir);
+    let store = sqlite(dir.path());
     import(&store, "2025-11-06-alpaca");
     let before = export(&store);
     assert_eq!(before["positions"].as_array().unwrap().len(), 17);
@@ -97,7 +97,7 @@ fn seed_003_backfill_through_sqlite_end_to_end() {
 #[test]
 fn fixes_that_touch_the_broker_are_refused_against_a_snapshot_file() {
     let dir = scratch("readonly-broker");
-    let store = sqlite(&dir);
+    let store = sqlite(dir.path());
     import(&store, "2025-11-07-tastytrade");
     let out = reconcile(&[
         "run",
@@ -121,7 +121,7 @@ fn fixes_that_touch_the_broker_are_refused_against_a_snapshot_file() {
 #[test]
 fn destructive_steps_wait_for_yes_away_from_a_terminal() {
     let dir = scratch("no-yes");
-    let store = sqlite(&dir);
+    let store = sqlite(dir.path());
     import(&store, "2025-11-07-tastytrade");
     let before = export(&store);
     let out = Command::new(env!("CARGO_BIN_EXE_reconcile"))
@@ -144,9 +144,9 @@ fn destructive_steps_wait_for_yes_away_from_a_terminal() {
 #[test]
 fn a_plan_file_is_applied_later_with_only_what_is_still_justified() {
     let dir = scratch("plan-apply");
-    let store = sqlite(&dir);
+    let store = sqlite(dir.path());
     import(&store, "2025-11-07-tastytrade");
-    let plan = dir.join("plan.json");
+    let plan = dir.path().join("plan.json");
     let b = broker("2025-11-07-tastytrade");
     let out = reconcile(&[
         "run",
@@ -208,7 +208,7 @@ fn bad_store_values_and_files_are_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a store"));
     let dir = scratch("bad-store");
-    let notes = dir.join("notes.txt");
+    let notes = dir.path().join("notes.txt");
     std::fs::write(&notes, "not a database ".repeat(100)).unwrap();
     let out = reconcile(&[
         "export",

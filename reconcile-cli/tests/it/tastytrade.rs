@@ -33,7 +33,8 @@ fn the_demo_ends_with_broker_and_database_agreeing_order_for_order() {
 
 #[test]
 fn run_against_the_simulator_fixes_the_incident() {
-    let store = sqlite(&scratch("tt-sim"));
+    let dir = scratch("tt-sim");
+    let store = sqlite(dir.path());
     import(&store, "2025-11-07-tastytrade");
     // With no file, the simulator is seeded with the bundled 2025-11-07 incident.
     let broker = "tastytrade-sim";
@@ -62,7 +63,8 @@ fn run_against_the_simulator_fixes_the_incident() {
 
 #[test]
 fn the_live_broker_needs_its_credentials_from_the_environment() {
-    let store = sqlite(&scratch("tt-env"));
+    let dir = scratch("tt-env");
+    let store = sqlite(dir.path());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"))
         .args([
             "run",

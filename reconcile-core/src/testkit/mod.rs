@@ -1,14 +1,19 @@
-//! Test kit (feature `testkit`): stateful in-memory fakes of both ports, snapshot builders,
-//! proptest strategies and the store conformance suite.
+//! Test kit (feature `testkit`): the in-memory fakes of both ports, fault and recording
+//! decorators, snapshot builders, proptest strategies, and the conformance suites every store
+//! and every broker runs.
 
+pub mod broker_conformance;
 pub mod build;
-pub mod conformance;
-mod memory_broker;
-mod memory_store;
+mod faulty;
+pub mod store_conformance;
 pub mod strategies;
 
-pub use memory_broker::{Call, Fault, InMemoryBroker};
-pub use memory_store::InMemoryStore;
+pub use crate::memory::{InMemoryBroker, InMemoryStore};
+pub use crate::ports::Call;
+pub use faulty::{Fault, Faulty, Recording};
+
+/// The store conformance suite under its former name.
+pub use store_conformance as conformance;
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

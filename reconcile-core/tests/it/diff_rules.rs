@@ -603,7 +603,7 @@ fn report_json_has_the_v1_shape() {
             None,
         ),
     );
-    let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
     assert_eq!(v["format"], "reconcile.report/v1");
     assert_eq!(v["in_sync"], false);
     assert_eq!(v["summary"]["invalid"], 1);

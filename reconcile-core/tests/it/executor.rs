@@ -5,7 +5,14 @@
 use mockall::Sequence;
 use reconcile_core::ports::{MockBroker, MockStore};
 use reconcile_core::testkit::build::*;
-use reconcile_core::testkit::{Call, Fault, InMemoryBroker, InMemoryStore};
+use reconcile_core::testkit::{Call, Fault, Faulty, InMemoryBroker, InMemoryStore, Recording};
+
+/// The in-memory broker with scripted faults and a call log.
+type TestBroker = Recording<Faulty<InMemoryBroker>>;
+
+fn faulty(b: InMemoryBroker) -> TestBroker {
+    Recording::new(Faulty::new(b))
+}
 use reconcile_core::{
     ApplyOptions, BrokerError, ChangeBatch, LocalChange, Outcome, Policy, Reconciler, Scope, Side,
     Store, TargetStatus, execute, plan,
@@ -23,11 +30,11 @@ fn open_short_call(id: &str) -> reconcile_core::Position {
     )
 }
 
-fn fixture() -> (InMemoryBroker, InMemoryStore) {
+fn fixture() -> (TestBroker, InMemoryStore) {
     let l = local(NOW, vec![open_short_call("45")], vec![]);
     let b = broker(NOW, vec![], Some(vec![holding("A", C640, "-1")]));
     (
-        InMemoryBroker::from_snapshot(&b),
+        faulty(InMemoryBroker::from_snapshot(&b)),
         InMemoryStore::from_snapshot(&l),
     )
 }
@@ -174,8 +181,11 @@ async fn not_found_is_confirmed_before_clearing_and_uncertain_on_transport_error
         vec![open_short_call("45").target(target("put_spread_1").active("77").limit("0.5"))],
         vec![],
     );
-    let b =
-        InMemoryBroker::from_snapshot(&broker(NOW, vec![], Some(vec![holding("A", C640, "-1")])));
+    let b = faulty(InMemoryBroker::from_snapshot(&broker(
+        NOW,
+        vec![],
+        Some(vec![holding("A", C640, "-1")]),
+    )));
     let s = InMemoryStore::from_snapshot(&l);
     b.fail_next(
         Call::Order,
@@ -214,14 +224,14 @@ async fn not_found_is_confirmed_before_clearing_and_uncertain_on_transport_error
 #[tokio::test]
 async fn a_failed_action_does_not_stop_independent_ones() {
     let l = local(NOW, vec![position("1", "A", "QQQ")], vec![]);
-    let b = InMemoryBroker::from_snapshot(&broker(
+    let b = faulty(InMemoryBroker::from_snapshot(&broker(
         NOW,
         vec![
             order("8", "A", "QQQ").submitted("2025-11-07T10:00:00Z"),
             order("9", "A", "QQQ").submitted("2025-11-07T10:00:00Z"),
         ],
         None,
-    ));
+    )));
     let s = InMemoryStore::from_snapshot(&l);
     b.fail_next(
         Call::Cancel,

@@ -151,13 +151,13 @@ proptest! {
         let targets = scoped_targets(&l);
         let landed = target_landings(&r, &targets);
         for key in targets.keys() {
-            prop_assert_eq!(landed.get(key).copied().unwrap_or(0), 1, "target {:?} in {}", key, r.to_json());
+            prop_assert_eq!(landed.get(key).copied().unwrap_or(0), 1, "target {:?} in {}", key, r.to_json().unwrap());
         }
         prop_assert!(landed.keys().all(|k| targets.contains_key(k)), "reported a target that is not due");
         let working: BTreeSet<&OrderId> = b.orders.iter().filter(|o| o.status.is_working()).map(|o| &o.id).collect();
         let orders = order_landings(&r);
         for id in &working {
-            prop_assert_eq!(orders.get(*id).copied().unwrap_or(0), 1, "order {} in {}", id, r.to_json());
+            prop_assert_eq!(orders.get(*id).copied().unwrap_or(0), 1, "order {} in {}", id, r.to_json().unwrap());
         }
     }
 
@@ -171,8 +171,8 @@ proptest! {
         let mut perm_b: Vec<usize> = seed_b.into_iter().filter(|&i| i < b.orders.len()).collect();
         perm_b.extend(40..b.orders.len());
         let (l2, b2) = shuffled(&l, &b, &perm_l, &perm_b);
-        let a = diff(&l, &b, &DiffOptions::default()).unwrap().to_json();
-        let z = diff(&l2, &b2, &DiffOptions::default()).unwrap().to_json();
+        let a = diff(&l, &b, &DiffOptions::default()).unwrap().to_json().unwrap();
+        let z = diff(&l2, &b2, &DiffOptions::default()).unwrap().to_json().unwrap();
         prop_assert_eq!(a, z);
     }
 
@@ -228,7 +228,7 @@ proptest! {
         prop_assert_eq!(
             s.invalid + s.adoptable + s.orphaned + s.stale_intents + s.untracked_holdings + s.stale_positions + s.pending_filled,
             0,
-            "after {}\nleft {}", r1.to_json(), r2.to_json()
+            "after {}\nleft {}", r1.to_json().unwrap(), r2.to_json().unwrap()
         );
         let p2 = plan(&r2, &policy());
         prop_assert!(p2.is_empty(), "second plan {:?}", p2.actions);
@@ -271,7 +271,7 @@ proptest! {
             rt.block_on(rec.apply(&p, &ApplyOptions::new(format!("re{round}"), now))).unwrap();
         }
         let (r, p) = rt.block_on(rec.plan(now)).unwrap();
-        prop_assert!(p.is_empty(), "did not converge: {}", r.to_json());
+        prop_assert!(p.is_empty(), "did not converge: {}", r.to_json().unwrap());
         let mut per_target: BTreeMap<String, usize> = BTreeMap::new();
         for o in broker.placed() {
             let legs: Vec<String> = o.legs.iter().map(|l| format!("{}{:?}{}", l.symbol, l.side, l.quantity)).collect();

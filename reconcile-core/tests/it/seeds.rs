@@ -71,7 +71,7 @@ async fn tastytrade_2025_11_07_fix_ends_twenty_for_twenty() {
         .unwrap();
     assert!(out.all_done(), "{:?}", out.results);
     let verify = out.verify.unwrap();
-    assert!(verify.in_sync, "{}", verify.to_json());
+    assert!(verify.in_sync, "{}", verify.to_json().unwrap());
     let working = broker
         .orders()
         .into_iter()
@@ -145,7 +145,7 @@ async fn alpaca_2025_11_06_backfill_risk_comes_out_to_the_cent() {
     assert!(out.all_done(), "{:?}", out.results);
     assert!(out.stale.is_empty());
     let v = out.verify.unwrap();
-    assert!(v.in_sync, "{}", v.to_json());
+    assert!(v.in_sync, "{}", v.to_json().unwrap());
     assert_eq!(
         v.summary.matched, 10,
         "a stop and a take-profit for each of the five"

@@ -5,7 +5,8 @@ use store_sqlite::{SCHEMA_VERSION, SqliteStore};
 
 #[test]
 fn a_file_that_is_not_sqlite_is_refused_and_untouched() {
-    let path = scratch("corrupt").join("notes.txt");
+    let dir = scratch("corrupt");
+    let path = dir.path().join("notes.txt");
     let bytes = b"these are not the pages of a SQLite database\n".repeat(200);
     std::fs::write(&path, &bytes).unwrap();
     let err = SqliteStore::open(&path).unwrap_err().to_string();
@@ -16,7 +17,8 @@ fn a_file_that_is_not_sqlite_is_refused_and_untouched() {
 
 #[test]
 fn a_database_from_a_newer_schema_is_refused_and_untouched() {
-    let path = scratch("newer").join("db.sqlite");
+    let dir = scratch("newer");
+    let path = dir.path().join("db.sqlite");
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch("CREATE TABLE future (x TEXT); PRAGMA user_version = 99;")
@@ -36,7 +38,7 @@ fn a_database_from_a_newer_schema_is_refused_and_untouched() {
 #[test]
 fn a_path_that_cannot_be_created_is_an_error_naming_it() {
     let dir = scratch("readonly");
-    let blocker = dir.join("a-file");
+    let blocker = dir.path().join("a-file");
     std::fs::write(&blocker, b"x").unwrap();
     let path = blocker.join("db.sqlite");
     let err = SqliteStore::open(&path).unwrap_err().to_string();
@@ -47,7 +49,8 @@ fn a_path_that_cannot_be_created_is_an_error_naming_it() {
 
 #[test]
 fn opening_twice_migrates_once_and_sets_wal() {
-    let path = scratch("reopen").join("db.sqlite");
+    let dir = scratch("reopen");
+    let path = dir.path().join("db.sqlite");
     SqliteStore::open(&path).unwrap();
     SqliteStore::open(&path).unwrap();
     let c = rusqlite::Connection::open(&path).unwrap();

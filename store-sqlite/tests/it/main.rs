@@ -6,22 +6,19 @@ mod processes;
 
 use store_sqlite::SqliteStore;
 
-/// A fresh directory for one test.
-pub fn scratch(name: &str) -> std::path::PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+/// A fresh directory for one test, removed when the test is done with it.
+pub fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("store-sqlite-{name}-"))
+        .tempdir()
         .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!(
-        "store-sqlite-{}-{name}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 async fn fresh() -> SqliteStore {
-    SqliteStore::open(scratch("conformance").join("db.sqlite")).unwrap()
+    // The suite owns the store, not its folder: the folder is kept (the system's temporary
+    // space clears it).
+    let dir = scratch("conformance").keep();
+    SqliteStore::open(dir.join("db.sqlite")).unwrap()
 }
 
 mod conformance {

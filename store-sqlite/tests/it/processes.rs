@@ -20,7 +20,8 @@ fn writer() -> PathBuf {
 
 #[tokio::test]
 async fn a_second_process_writing_never_surfaces_a_lock_error() {
-    let db = scratch("contention").join("db.sqlite");
+    let dir = scratch("contention");
+    let db = dir.path().join("db.sqlite");
     let store = SqliteStore::open(&db).unwrap();
     let rounds = 500;
     let child = Command::new(writer())
@@ -90,7 +91,8 @@ async fn a_second_process_writing_never_surfaces_a_lock_error() {
 async fn a_process_killed_mid_batch_leaves_all_or_nothing() {
     let mut seen_between = 0;
     for attempt in 0..3 {
-        let db = scratch(&format!("crash-{attempt}")).join("db.sqlite");
+        let dir = scratch(&format!("crash-{attempt}"));
+        let db = dir.path().join("db.sqlite");
         SqliteStore::open(&db).unwrap();
         let n = 20_000;
         let mut child = Command::new(writer())
@@ -141,13 +143,13 @@ fn running_as_root() -> bool {
 #[test]
 fn a_read_only_database_is_an_error_and_left_untouched() {
     let dir = scratch("read-only");
-    let db = dir.join("db.sqlite");
+    let db = dir.path().join("db.sqlite");
     drop(SqliteStore::open(&db).unwrap());
     // A clean shutdown folds the WAL back in; what is left must not change.
     let before = std::fs::read(&db).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
     // Permissions bind everyone but root: as root, open it as `nobody`.
     let mut cmd = if running_as_root() {
         let mut c = Command::new("setpriv");
@@ -161,7 +163,7 @@ fn a_read_only_database_is_an_error_and_left_untouched() {
         .args(["hammer", db.to_str().unwrap(), "1"])
         .output()
         .unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("db.sqlite"), "{err}");

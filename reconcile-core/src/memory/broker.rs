@@ -1,55 +1,52 @@
-//! A stateful in-memory broker: orders, fills, holdings, and scripted failures on any call.
+//! A stateful in-memory broker: orders, fills, holdings, paging. Placed orders go live at once;
+//! cancels and replacements take effect at once. Faults are not its business: wrap it in
+//! [`crate::testkit::Faulty`] for those.
 
 use super::lock;
 use crate::ids::{AccountId, ClientOrderId, OrderId};
-use crate::model::{BrokerPosition, Order, OrderLeg, OrderStatus};
-use crate::ports::{Broker, BrokerError, CancelOutcome, PlaceOrder, ReplaceOrder};
+use crate::model::{BrokerPosition, Order, OrderLeg, OrderStatus, Side};
+use crate::ports::{Broker, BrokerError, CancelOutcome, Page, PageToken, PlaceOrder, ReplaceOrder};
 use crate::snapshot::BrokerSnapshot;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, VecDeque};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// A broker call, for scripting failures and reading the call log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
-pub enum Call {
-    Accounts,
-    WorkingOrders,
-    OrderHistory,
-    Positions,
-    Order,
-    FindByClientOrderId,
-    Cancel,
-    Place,
-    Replace,
-}
+const NAME: &str = "in-memory";
 
-/// What a scripted failure does.
-#[derive(Debug, Clone)]
-pub enum Fault {
-    /// Answer with this error and do nothing.
-    Fail(BrokerError),
-    /// Do the work, then lose the answer (a timeout after the broker acted).
-    LoseAnswer,
-}
-
-#[derive(Default)]
 struct State {
     orders: BTreeMap<OrderId, Order>,
-    positions: Vec<BrokerPosition>,
+    /// `None`: this broker cannot tell its holdings (they are unknown, never flat).
+    positions: Option<Vec<BrokerPosition>>,
     accounts: Vec<AccountId>,
     next_id: u64,
     now: Option<DateTime<Utc>>,
-    faults: VecDeque<(Call, Fault)>,
-    calls: Vec<Call>,
     placed: Vec<PlaceOrder>,
+    page_size: usize,
+    full_history: bool,
 }
 
-/// An in-memory broker. Placed orders go live at once; cancels take effect at once.
-#[derive(Default)]
+/// An in-memory broker.
 pub struct InMemoryBroker {
     state: Mutex<State>,
+}
+
+impl Default for InMemoryBroker {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State {
+                orders: BTreeMap::new(),
+                positions: Some(Vec::new()),
+                accounts: Vec::new(),
+                next_id: 0,
+                now: None,
+                placed: Vec::new(),
+                page_size: 100,
+                full_history: false,
+            }),
+        }
+    }
 }
 
 impl std::fmt::Debug for InMemoryBroker {
@@ -58,15 +55,49 @@ impl std::fmt::Debug for InMemoryBroker {
     }
 }
 
+fn not_found(id: &OrderId) -> BrokerError {
+    BrokerError::NotFound {
+        broker: NAME.to_owned(),
+        what: format!("order {id}"),
+    }
+}
+
+/// A page of `items` starting at the offset `page` names.
+fn page_of(
+    items: Vec<Order>,
+    page: Option<PageToken>,
+    size: usize,
+) -> Result<Page<Order>, BrokerError> {
+    let start = match page {
+        None => 0,
+        Some(PageToken(t)) => t.parse::<usize>().map_err(|_| BrokerError::Protocol {
+            broker: NAME.to_owned(),
+            endpoint: "page".to_owned(),
+            message: format!("not a page token of this broker: {t:?}"),
+        })?,
+    };
+    let size = size.max(1);
+    let end = start.saturating_add(size).min(items.len());
+    let next = (end < items.len()).then(|| PageToken(end.to_string()));
+    Ok(Page {
+        items: items
+            .get(start..end)
+            .map(<[Order]>::to_vec)
+            .unwrap_or_default(),
+        next,
+    })
+}
+
 impl InMemoryBroker {
-    /// An empty broker whose clock reads `now`.
+    /// An empty broker whose clock reads `now`, holding nothing.
     pub fn new(now: DateTime<Utc>) -> Self {
         let b = Self::default();
         lock(&b.state).now = Some(now);
         b
     }
 
-    /// A broker holding a snapshot's orders and positions.
+    /// A broker holding a snapshot's orders and positions. A snapshot whose holdings are unknown
+    /// gives a broker that cannot tell its holdings.
     pub fn from_snapshot(snapshot: &BrokerSnapshot) -> Self {
         let b = Self::new(snapshot.as_of);
         {
@@ -74,9 +105,29 @@ impl InMemoryBroker {
             for o in &snapshot.orders {
                 s.orders.insert(o.id.clone(), o.clone());
             }
-            s.positions = snapshot.positions.clone().unwrap_or_default();
+            s.positions.clone_from(&snapshot.positions);
         }
         b
+    }
+
+    /// Serves every order as history, whatever the `since` asked for: a snapshot file holds the
+    /// history it was written with, and all of it is evidence.
+    #[must_use]
+    pub fn with_full_history(self) -> Self {
+        lock(&self.state).full_history = true;
+        self
+    }
+
+    /// Sets how many orders a page holds (default 100).
+    #[must_use]
+    pub fn with_page_size(self, size: usize) -> Self {
+        lock(&self.state).page_size = size.max(1);
+        self
+    }
+
+    /// The largest page this broker serves.
+    pub fn page_size(&self) -> usize {
+        lock(&self.state).page_size
     }
 
     /// The broker's state as a snapshot.
@@ -84,7 +135,7 @@ impl InMemoryBroker {
         let s = lock(&self.state);
         let mut snap = BrokerSnapshot::new(s.now.unwrap_or_default());
         snap.orders = s.orders.values().cloned().collect();
-        snap.positions = Some(s.positions.clone());
+        snap.positions.clone_from(&s.positions);
         snap
     }
 
@@ -103,9 +154,12 @@ impl InMemoryBroker {
         lock(&self.state).orders.insert(order.id.clone(), order);
     }
 
-    /// Adds a holding.
+    /// Adds a holding (the broker's holdings become known if they were not).
     pub fn add_position(&self, position: BrokerPosition) {
-        lock(&self.state).positions.push(position);
+        lock(&self.state)
+            .positions
+            .get_or_insert_with(Vec::new)
+            .push(position);
     }
 
     /// Every order, by id.
@@ -116,16 +170,6 @@ impl InMemoryBroker {
     /// Every placement request received, in order.
     pub fn placed(&self) -> Vec<PlaceOrder> {
         lock(&self.state).placed.clone()
-    }
-
-    /// The calls made so far.
-    pub fn calls(&self) -> Vec<Call> {
-        lock(&self.state).calls.clone()
-    }
-
-    /// Makes the next call of kind `call` fail as `fault` says.
-    pub fn fail_next(&self, call: Call, fault: Fault) {
-        lock(&self.state).faults.push_back((call, fault));
     }
 
     /// Fills an order completely, as the market would.
@@ -152,111 +196,125 @@ impl InMemoryBroker {
             o.updated_at = now;
         }
     }
+}
 
-    /// Logs the call and takes its scripted fault, if any.
-    fn enter(&self, call: Call) -> Option<Fault> {
-        let mut s = lock(&self.state);
-        s.calls.push(call);
-        let i = s.faults.iter().position(|(c, _)| *c == call)?;
-        s.faults.remove(i).map(|(_, f)| f)
-    }
-
-    fn lost(endpoint: &str) -> BrokerError {
-        BrokerError::Transport {
-            broker: "in-memory".to_owned(),
-            endpoint: endpoint.to_owned(),
-            message: "timed out".to_owned(),
+/// Whether a closing leg has the position it closes, as a broker that validates position
+/// effects checks (TastyTrade's strict flag; Alpaca refuses to sell shares not held for
+/// orders). Unknown holdings are not checked.
+fn closes_a_holding(
+    positions: Option<&[BrokerPosition]>,
+    account: &AccountId,
+    leg: &crate::model::TargetLeg,
+) -> bool {
+    let Some(positions) = positions else {
+        return true;
+    };
+    let held: Decimal = positions
+        .iter()
+        .filter(|p| &p.account == account && p.symbol == leg.symbol)
+        .map(|p| p.quantity)
+        .sum();
+    match leg.side {
+        Side::BuyToClose => {
+            held.is_sign_negative() && !held.is_zero() && held.abs() >= leg.quantity
         }
+        Side::SellToClose => held.is_sign_positive() && !held.is_zero() && held >= leg.quantity,
+        _ => true,
     }
 }
 
 #[async_trait]
 impl Broker for InMemoryBroker {
     fn name(&self) -> String {
-        "in-memory".to_owned()
+        NAME.to_owned()
     }
 
     async fn accounts(&self) -> Result<Vec<AccountId>, BrokerError> {
-        if let Some(Fault::Fail(e)) = self.enter(Call::Accounts) {
-            return Err(e);
-        }
         let s = lock(&self.state);
         let mut a: Vec<AccountId> = s
             .accounts
             .iter()
             .cloned()
             .chain(s.orders.values().map(|o| o.account.clone()))
-            .chain(s.positions.iter().map(|p| p.account.clone()))
+            .chain(s.positions.iter().flatten().map(|p| p.account.clone()))
             .collect();
         a.sort();
         a.dedup();
         Ok(a)
     }
 
-    async fn working_orders(&self, account: &AccountId) -> Result<Vec<Order>, BrokerError> {
-        if let Some(Fault::Fail(e)) = self.enter(Call::WorkingOrders) {
-            return Err(e);
-        }
+    async fn working_orders_page(
+        &self,
+        account: &AccountId,
+        page: Option<PageToken>,
+    ) -> Result<Page<Order>, BrokerError> {
         let s = lock(&self.state);
-        Ok(s.orders
+        let items = s
+            .orders
             .values()
             .filter(|o| &o.account == account && o.status.is_working())
             .cloned()
-            .collect())
+            .collect();
+        page_of(items, page, s.page_size)
     }
 
-    async fn order_history(
+    async fn order_history_page(
         &self,
         account: &AccountId,
         since: DateTime<Utc>,
-    ) -> Result<Vec<Order>, BrokerError> {
-        if let Some(Fault::Fail(e)) = self.enter(Call::OrderHistory) {
-            return Err(e);
-        }
+        page: Option<PageToken>,
+    ) -> Result<Page<Order>, BrokerError> {
         let s = lock(&self.state);
-        Ok(s.orders
+        let items = s
+            .orders
             .values()
-            .filter(|o| &o.account == account && o.submitted_at.is_none_or(|t| t >= since))
+            .filter(|o| {
+                &o.account == account
+                    && (s.full_history || o.submitted_at.is_none_or(|t| t >= since))
+            })
             .cloned()
-            .collect())
+            .collect();
+        page_of(items, page, s.page_size)
     }
 
     async fn positions(&self, account: &AccountId) -> Result<Vec<BrokerPosition>, BrokerError> {
-        if let Some(Fault::Fail(e)) = self.enter(Call::Positions) {
-            return Err(e);
-        }
         let s = lock(&self.state);
-        Ok(s.positions
-            .iter()
-            .filter(|p| &p.account == account)
-            .cloned()
-            .collect())
+        match &s.positions {
+            Some(ps) => Ok(ps
+                .iter()
+                .filter(|p| &p.account == account)
+                .cloned()
+                .collect()),
+            None => Err(BrokerError::Unsupported {
+                broker: NAME.to_owned(),
+                what: "holdings (none are known)".to_owned(),
+            }),
+        }
     }
 
     async fn order(&self, account: &AccountId, id: &OrderId) -> Result<Option<Order>, BrokerError> {
-        if let Some(Fault::Fail(e)) = self.enter(Call::Order) {
-            return Err(e);
-        }
         let s = lock(&self.state);
         Ok(s.orders.get(id).filter(|o| &o.account == account).cloned())
     }
 
-    async fn find_by_client_order_id(
+    async fn find_by_client_order_id_page(
         &self,
         account: &AccountId,
         client_order_id: &ClientOrderId,
-    ) -> Result<Option<Order>, BrokerError> {
-        if let Some(Fault::Fail(e)) = self.enter(Call::FindByClientOrderId) {
-            return Err(e);
-        }
+        _page: Option<PageToken>,
+    ) -> Result<Page<Order>, BrokerError> {
         let s = lock(&self.state);
-        Ok(s.orders
-            .values()
-            .filter(|o| {
-                &o.account == account && o.client_order_id.as_ref() == Some(client_order_id)
-            })
-            .max_by(|a, b| a.submitted_at.cmp(&b.submitted_at))
-            .cloned())
+        Ok(Page::last(
+            s.orders
+                .values()
+                .filter(|o| {
+                    &o.account == account && o.client_order_id.as_ref() == Some(client_order_id)
+                })
+                .max_by(|a, b| a.submitted_at.cmp(&b.submitted_at))
+                .cloned()
+                .into_iter()
+                .collect(),
+        ))
     }
 
     async fn cancel(
@@ -264,17 +322,10 @@ impl Broker for InMemoryBroker {
         account: &AccountId,
         id: &OrderId,
     ) -> Result<CancelOutcome, BrokerError> {
-        let fault = self.enter(Call::Cancel);
-        if let Some(Fault::Fail(e)) = fault {
-            return Err(e);
-        }
         let mut s = lock(&self.state);
         let now = s.now;
         let Some(o) = s.orders.get_mut(id).filter(|o| &o.account == account) else {
-            return Err(BrokerError::NotFound {
-                broker: "in-memory".to_owned(),
-                what: format!("order {id}"),
-            });
+            return Err(not_found(id));
         };
         if !o.status.is_working() {
             return Ok(CancelOutcome::AlreadyDone);
@@ -282,18 +333,24 @@ impl Broker for InMemoryBroker {
         o.status = OrderStatus::Cancelled;
         o.raw_status = Some("cancelled".to_owned());
         o.updated_at = now;
-        if matches!(fault, Some(Fault::LoseAnswer)) {
-            return Err(Self::lost("cancel"));
-        }
         Ok(CancelOutcome::Requested)
     }
 
     async fn place(&self, order: &PlaceOrder) -> Result<Order, BrokerError> {
-        let fault = self.enter(Call::Place);
-        if let Some(Fault::Fail(e)) = fault {
-            return Err(e);
-        }
         let mut s = lock(&self.state);
+        if let Some(leg) = order
+            .legs
+            .iter()
+            .find(|l| !closes_a_holding(s.positions.as_deref(), &order.account, l))
+        {
+            return Err(BrokerError::Rejected {
+                broker: NAME.to_owned(),
+                message: format!(
+                    "{} {} {}: no such position to close",
+                    leg.side, leg.quantity, leg.symbol
+                ),
+            });
+        }
         s.next_id += 1;
         let placed = Order {
             id: OrderId::new(format!("mem-{}", s.next_id)),
@@ -315,7 +372,7 @@ impl Broker for InMemoryBroker {
                     symbol: l.symbol.clone(),
                     side: l.side,
                     quantity: l.quantity,
-                    filled_quantity: rust_decimal::Decimal::ZERO,
+                    filled_quantity: Decimal::ZERO,
                 })
                 .collect(),
             replaced_by: None,
@@ -323,35 +380,29 @@ impl Broker for InMemoryBroker {
         };
         s.placed.push(order.clone());
         s.orders.insert(placed.id.clone(), placed.clone());
-        if matches!(fault, Some(Fault::LoseAnswer)) {
-            return Err(Self::lost("place"));
-        }
         Ok(placed)
     }
 
     async fn replace(
         &self,
-        account: &AccountId,
-        id: &OrderId,
+        original: &Order,
         changes: &ReplaceOrder,
     ) -> Result<Order, BrokerError> {
-        let fault = self.enter(Call::Replace);
-        if let Some(Fault::Fail(e)) = fault {
-            return Err(e);
-        }
         let mut s = lock(&self.state);
         s.next_id += 1;
         let new_id = OrderId::new(format!("mem-{}", s.next_id));
         let now = s.now;
-        let Some(old) = s.orders.get_mut(id).filter(|o| &o.account == account) else {
-            return Err(BrokerError::NotFound {
-                broker: "in-memory".to_owned(),
-                what: format!("order {id}"),
-            });
+        let id = &original.id;
+        let Some(old) = s
+            .orders
+            .get_mut(id)
+            .filter(|o| o.account == original.account)
+        else {
+            return Err(not_found(id));
         };
         if !old.status.is_working() {
             return Err(BrokerError::Rejected {
-                broker: "in-memory".to_owned(),
+                broker: NAME.to_owned(),
                 message: format!("order {id} is {}", old.status.as_str()),
             });
         }
@@ -363,7 +414,9 @@ impl Broker for InMemoryBroker {
         new.id = new_id;
         new.client_order_id = Some(changes.client_order_id.clone());
         new.replaces = Some(id.clone());
+        new.replaced_by = None;
         new.status = OrderStatus::Live;
+        new.raw_status = Some("live".to_owned());
         new.submitted_at = now;
         new.updated_at = now;
         if changes.limit_price.is_some() {
@@ -378,9 +431,6 @@ impl Broker for InMemoryBroker {
             }
         }
         s.orders.insert(new.id.clone(), new.clone());
-        if matches!(fault, Some(Fault::LoseAnswer)) {
-            return Err(Self::lost("replace"));
-        }
         Ok(new)
     }
 }

@@ -3,10 +3,12 @@
 //! every [`Store`]. Use [`crate::store_conformance_tests!`] to stamp one test per function.
 
 use super::build::{PositionExt, TargetExt, at, dec, intent, position, target};
-use crate::diff::Scope;
 use crate::ids::{AccountId, RunId};
 use crate::model::{PositionState, Side, TargetStatus};
-use crate::ports::{AuditRecord, ChangeBatch, LocalChange, Outcome, Store, StoreError};
+use crate::ports::{
+    AuditRecord, ChangeBatch, LocalChange, LockAttempt, Outcome, Store, StoreError,
+};
+use crate::scope::Scope;
 use chrono::TimeDelta;
 
 fn insert(p: crate::model::Position) -> LocalChange {
@@ -349,13 +351,26 @@ pub async fn run_lock_excludes_until_expiry(store: &dyn Store) {
         .acquire_lock(&a, "run-1", t0, lease)
         .await
         .unwrap()
+        .acquired()
         .expect("free lock");
     assert_eq!(l.expires_at, t0 + lease);
+    match store
+        .acquire_lock(&a, "run-2", t0 + TimeDelta::minutes(1), lease)
+        .await
+        .unwrap()
+    {
+        LockAttempt::Held(held) => {
+            assert_eq!(held.holder, "run-1", "a refusal names the holder");
+            assert_eq!(held.expires_at, t0 + lease);
+        }
+        LockAttempt::Acquired(l) => panic!("taken from its holder: {l:?}"),
+    }
     assert!(
         store
             .acquire_lock(&a, "run-2", t0 + TimeDelta::minutes(5), lease)
             .await
             .unwrap()
+            .acquired()
             .is_none()
     );
     assert!(
@@ -363,6 +378,7 @@ pub async fn run_lock_excludes_until_expiry(store: &dyn Store) {
             .acquire_lock(&a, "run-1", t0 + TimeDelta::minutes(5), lease)
             .await
             .unwrap()
+            .acquired()
             .is_some(),
         "renewal"
     );
@@ -371,6 +387,7 @@ pub async fn run_lock_excludes_until_expiry(store: &dyn Store) {
             .acquire_lock(&AccountId::new("other"), "run-2", t0, lease)
             .await
             .unwrap()
+            .acquired()
             .is_some(),
         "locks are per account"
     );
@@ -380,6 +397,7 @@ pub async fn run_lock_excludes_until_expiry(store: &dyn Store) {
             .acquire_lock(&a, "run-2", t0 + TimeDelta::minutes(16), lease)
             .await
             .unwrap()
+            .acquired()
             .is_some()
     );
     // Releasing someone else's lock does nothing.
@@ -389,6 +407,7 @@ pub async fn run_lock_excludes_until_expiry(store: &dyn Store) {
             .acquire_lock(&a, "run-3", t0 + TimeDelta::minutes(17), lease)
             .await
             .unwrap()
+            .acquired()
             .is_none()
     );
     store.release_lock(&a, "run-2").await.unwrap();
@@ -397,6 +416,7 @@ pub async fn run_lock_excludes_until_expiry(store: &dyn Store) {
             .acquire_lock(&a, "run-3", t0 + TimeDelta::minutes(17), lease)
             .await
             .unwrap()
+            .acquired()
             .is_some()
     );
 }
@@ -422,7 +442,7 @@ macro_rules! store_conformance_tests {
             #[tokio::test]
             async fn $name() {
                 let store = $make().await;
-                $crate::testkit::conformance::$name(&store).await;
+                $crate::testkit::store_conformance::$name(&store).await;
             }
         )*
     };

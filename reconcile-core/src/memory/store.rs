@@ -1,10 +1,12 @@
 //! An in-memory store with the same atomicity as the real ones, and scripted write failures.
 
 use super::lock;
-use crate::diff::Scope;
 use crate::ids::{AccountId, ClientOrderId, PositionId, RunId};
 use crate::model::{Intent, Position, ProfitTarget, TargetStatus};
-use crate::ports::{AuditRecord, ChangeBatch, LocalChange, RunLock, Store, StoreError};
+use crate::ports::{
+    AuditRecord, ChangeBatch, LocalChange, LockAttempt, RunLock, Store, StoreError,
+};
+use crate::scope::Scope;
 use crate::snapshot::LocalSnapshot;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -188,14 +190,17 @@ impl Store for InMemoryStore {
             .filter(|p| scope.includes_position(p))
             .cloned()
             .collect();
-        let unscoped = scope.is_everything();
         snap.intents = st
             .records
             .intents
             .values()
-            .filter(|i| match st.records.positions.get(&i.position_id) {
-                Some(p) => scope.includes_position(p),
-                None => unscoped,
+            .filter(|i| {
+                scope.includes_intent(
+                    st.records
+                        .positions
+                        .get(&i.position_id)
+                        .map(|p| (&p.account, p.underlying.as_str(), p.state)),
+                )
             })
             .cloned()
             .collect();
@@ -238,14 +243,10 @@ impl Store for InMemoryStore {
         holder: &str,
         now: DateTime<Utc>,
         lease: TimeDelta,
-    ) -> Result<Option<RunLock>, StoreError> {
+    ) -> Result<LockAttempt, StoreError> {
         let mut st = lock(&self.state);
-        if st
-            .locks
-            .get(account)
-            .is_some_and(|l| l.excludes(holder, now))
-        {
-            return Ok(None);
+        if let Some(l) = st.locks.get(account).filter(|l| l.excludes(holder, now)) {
+            return Ok(LockAttempt::Held(l.clone()));
         }
         let l = RunLock {
             account: account.clone(),
@@ -253,7 +254,7 @@ impl Store for InMemoryStore {
             expires_at: now + lease,
         };
         st.locks.insert(account.clone(), l.clone());
-        Ok(Some(l))
+        Ok(LockAttempt::Acquired(l))
     }
 
     async fn release_lock(&self, account: &AccountId, holder: &str) -> Result<(), StoreError> {

@@ -1,0 +1,223 @@
+//! Holdings, per (account, symbol), when the broker's are known.
+//!
+//! DESIGN §4: expected = the sum of leg quantities of scoped `open` and `closing` positions.
+//! 1. [`stale_positions`]: an open position with at least one leg, every leg flat at the broker
+//!    (0 or absent), is a **stale position**, and its legs leave `expected`.
+//! 2. [`pending_filled`]: a pending position whose every leg the broker holds beyond
+//!    `expected`, by at least the leg's quantity with the same sign, is **pending filled**, and
+//!    its legs join `expected`.
+//! 3. [`leftovers`]: then each symbol with expected 0 and held ≠ 0 is an **untracked holding**
+//!    (quantity = held); any other symbol with expected ≠ held is a **quantity mismatch**.
+
+use super::DiffError;
+use super::index::{HoldKey, Index, Slot, order_spec, referenced_id};
+use crate::fxhash::{FxMap, FxSet};
+use crate::ids::{AccountId, OrderId};
+use crate::model::PositionState;
+use crate::report::{Missing, PendingFilled, QuantityMismatch, StalePosition, UntrackedHolding};
+use crate::symbol::Symbol;
+use rust_decimal::Decimal;
+
+pub(super) struct Holdings {
+    pub stale_positions: Vec<StalePosition>,
+    pub pending_filled: Vec<PendingFilled>,
+    pub untracked: Vec<UntrackedHolding>,
+    pub mismatches: Vec<QuantityMismatch>,
+}
+
+type Quantities<'a> = FxMap<HoldKey<'a>, Decimal>;
+
+fn overflow(account: &AccountId, symbol: &Symbol) -> DiffError {
+    DiffError::Overflow {
+        account: account.clone(),
+        symbol: symbol.clone(),
+    }
+}
+
+/// The holdings rules, or `None` when the broker's holdings are unknown (never taken as flat).
+pub(super) fn judge(ix: &Index<'_>, adopted: &FxSet<Slot>) -> Result<Option<Holdings>, DiffError> {
+    let Some(held) = &ix.held else {
+        return Ok(None);
+    };
+    let mut expected: Quantities<'_> = FxMap::default();
+    for sp in &ix.positions {
+        let p = sp.position;
+        if matches!(p.state, PositionState::Open | PositionState::Closing) {
+            for l in &p.legs {
+                let e = expected.entry((&p.account, &l.symbol)).or_default();
+                *e = e
+                    .checked_add(l.quantity)
+                    .ok_or_else(|| overflow(&p.account, &l.symbol))?;
+            }
+        }
+    }
+    let stale_positions = stale_positions(ix, held, &mut expected)?;
+    let pending_filled = pending_filled(ix, held, adopted, &mut expected)?;
+    let (untracked, mismatches) = leftovers(ix, held, &expected);
+    Ok(Some(Holdings {
+        stale_positions,
+        pending_filled,
+        untracked,
+        mismatches,
+    }))
+}
+
+fn held_of(held: &Quantities<'_>, account: &AccountId, symbol: &Symbol) -> Decimal {
+    held.get(&(account, symbol)).copied().unwrap_or_default()
+}
+
+/// Rule 1: open positions flat at the broker, with the working orders their targets still
+/// reference (they protect nothing now). Their legs leave `expected`.
+fn stale_positions<'a>(
+    ix: &Index<'a>,
+    held: &Quantities<'a>,
+    expected: &mut Quantities<'a>,
+) -> Result<Vec<StalePosition>, DiffError> {
+    let mut out = Vec::new();
+    for sp in &ix.positions {
+        let p = sp.position;
+        if p.state != PositionState::Open || p.legs.is_empty() {
+            continue;
+        }
+        if !p
+            .legs
+            .iter()
+            .all(|l| held_of(held, &p.account, &l.symbol).is_zero())
+        {
+            continue;
+        }
+        for l in &p.legs {
+            if let Some(e) = expected.get_mut(&(&p.account, &l.symbol)) {
+                *e = e
+                    .checked_sub(l.quantity)
+                    .ok_or_else(|| overflow(&p.account, &l.symbol))?;
+            }
+        }
+        let mut working_orders: Vec<OrderId> = sp
+            .targets()
+            .filter_map(|(_, t)| {
+                let id = referenced_id(t)?;
+                ix.order(id)
+                    .filter(|o| o.status.is_working())
+                    .map(|o| o.id.clone())
+            })
+            .collect();
+        working_orders.sort();
+        working_orders.dedup();
+        out.push(StalePosition {
+            position_id: p.id.clone(),
+            account: p.account.clone(),
+            working_orders,
+        });
+    }
+    Ok(out)
+}
+
+/// Rule 2: pending positions the broker holds in full, beyond what is expected already, with
+/// their unplaced targets (due once promoted). Their legs join `expected`.
+fn pending_filled<'a>(
+    ix: &Index<'a>,
+    held: &Quantities<'a>,
+    adopted: &FxSet<Slot>,
+    expected: &mut Quantities<'a>,
+) -> Result<Vec<PendingFilled>, DiffError> {
+    let unplaced: FxSet<Slot> = ix.unplaced.iter().copied().collect();
+    let mut out = Vec::new();
+    for (pi, sp) in ix.positions.iter().enumerate() {
+        let p = sp.position;
+        if p.state != PositionState::Pending || p.legs.is_empty() {
+            continue;
+        }
+        let filled = p.legs.iter().all(|l| {
+            let e = expected
+                .get(&(&p.account, &l.symbol))
+                .copied()
+                .unwrap_or_default();
+            match held_of(held, &p.account, &l.symbol).checked_sub(e) {
+                Some(excess) => {
+                    !l.quantity.is_zero()
+                        && excess.is_sign_negative() == l.quantity.is_sign_negative()
+                        && !excess.is_zero()
+                        && excess.abs() >= l.quantity.abs()
+                }
+                None => false,
+            }
+        });
+        if !filled {
+            continue;
+        }
+        for l in &p.legs {
+            let e = expected.entry((&p.account, &l.symbol)).or_default();
+            *e = e
+                .checked_add(l.quantity)
+                .ok_or_else(|| overflow(&p.account, &l.symbol))?;
+        }
+        let due = sp
+            .targets()
+            .filter(|&(ti, _)| {
+                let slot = Slot {
+                    position: pi as u32,
+                    target: ti,
+                };
+                unplaced.contains(&slot) && !adopted.contains(&slot)
+            })
+            .map(|(_, t)| Missing {
+                position_id: p.id.clone(),
+                target_key: t.key.clone(),
+                spec: order_spec(p, t, Some(held)),
+            })
+            .collect();
+        out.push(PendingFilled {
+            position_id: p.id.clone(),
+            due,
+        });
+    }
+    Ok(out)
+}
+
+/// Rule 3: what is left over, by (symbol, account).
+fn leftovers<'a>(
+    ix: &Index<'a>,
+    held: &Quantities<'a>,
+    expected: &Quantities<'a>,
+) -> (Vec<UntrackedHolding>, Vec<QuantityMismatch>) {
+    let mut keys: Vec<HoldKey<'a>> = expected.keys().chain(held.keys()).copied().collect();
+    keys.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+    keys.dedup();
+    let avg: FxMap<HoldKey<'a>, (Option<Decimal>, &'a str)> = ix
+        .broker
+        .positions
+        .iter()
+        .flatten()
+        .map(|bp| {
+            (
+                (&bp.account, &bp.symbol),
+                (bp.average_price, bp.underlying()),
+            )
+        })
+        .collect();
+    let (mut untracked, mut mismatches) = (Vec::new(), Vec::new());
+    for k in keys {
+        let e = expected.get(&k).copied().unwrap_or_default();
+        let h = held.get(&k).copied().unwrap_or_default();
+        if e.is_zero() && !h.is_zero() {
+            let (average_price, underlying) =
+                avg.get(&k).copied().unwrap_or((None, k.1.underlying()));
+            untracked.push(UntrackedHolding {
+                account: k.0.clone(),
+                symbol: k.1.clone(),
+                quantity: h,
+                underlying: underlying.to_owned(),
+                average_price,
+            });
+        } else if e != h {
+            mismatches.push(QuantityMismatch {
+                account: k.0.clone(),
+                symbol: k.1.clone(),
+                expected: e,
+                actual: h,
+            });
+        }
+    }
+    (untracked, mismatches)
+}

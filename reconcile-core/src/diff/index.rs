@@ -1,0 +1,348 @@
+//! Everything the rules look things up in, built once per diff: orders by id with how many
+//! targets reference them, the scoped positions and their targets in key order, intents by
+//! target and orders by client order id, and the broker's holdings.
+
+use super::{DiffError, DiffOptions};
+use crate::fxhash::FxMap;
+use crate::ids::AccountId;
+use crate::model::{Intent, Order, Position, PositionState, ProfitTarget, TargetStatus};
+use crate::report::{Holding, OrderSpec, Scanned};
+use crate::scope::Scope;
+use crate::snapshot::{BrokerSnapshot, LocalSnapshot};
+use crate::symbol::Symbol;
+use chrono::{DateTime, TimeDelta, Utc};
+use rust_decimal::Decimal;
+
+/// An (account, symbol) pair of holdings.
+pub(super) type HoldKey<'a> = (&'a AccountId, &'a Symbol);
+
+/// Where a target sits: its position's place in [`Index::positions`], and its own place in that
+/// position's `targets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Slot {
+    pub position: u32,
+    pub target: u32,
+}
+
+/// An order id seen on either side: the broker's order (its latest copy), and how many active
+/// scoped targets reference it.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    order: Option<&'a Order>,
+    refs: u32,
+}
+
+/// A scoped position and its targets' places in key order.
+pub(super) struct ScopedPosition<'a> {
+    pub position: &'a Position,
+    /// `None` when the targets already are in key order (the common case: no allocation).
+    by_key: Option<Vec<u32>>,
+}
+
+impl<'a> ScopedPosition<'a> {
+    fn new(position: &'a Position) -> Self {
+        let by_key = if position.targets.is_sorted_by(|a, b| a.key <= b.key) {
+            None
+        } else {
+            let mut idx: Vec<u32> = (0..position.targets.len() as u32).collect();
+            idx.sort_by(|&a, &b| {
+                position.targets[a as usize]
+                    .key
+                    .cmp(&position.targets[b as usize].key)
+            });
+            Some(idx)
+        };
+        Self { position, by_key }
+    }
+
+    /// The position's targets in key order, with their places.
+    pub fn targets(&self) -> impl Iterator<Item = (u32, &'a ProfitTarget)> + '_ {
+        let p = self.position;
+        let n = p.targets.len() as u32;
+        let places = match &self.by_key {
+            None => Places::InOrder(0..n),
+            Some(idx) => Places::ByKey(idx.iter()),
+        };
+        places.map(move |i| (i, &p.targets[i as usize]))
+    }
+}
+
+/// Target places, either as stored or through a key-order index.
+enum Places<'i> {
+    InOrder(std::ops::Range<u32>),
+    ByKey(std::slice::Iter<'i, u32>),
+}
+
+impl Iterator for Places<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            Self::InOrder(r) => r.next(),
+            Self::ByKey(i) => i.next().copied(),
+        }
+    }
+}
+
+pub(super) struct Index<'a> {
+    pub local: &'a LocalSnapshot,
+    pub broker: &'a BrokerSnapshot,
+    pub now: DateTime<Utc>,
+    pub grace: TimeDelta,
+    orders: FxMap<&'a str, Seen<'a>>,
+    /// Scoped positions in state pending, open or closing, by id.
+    pub positions: Vec<ScopedPosition<'a>>,
+    /// Targets that reference no order (unplaced, or active without an id), in report order.
+    pub unplaced: Vec<Slot>,
+    /// Unreferenced working orders in scope, by id.
+    pub loose: Vec<&'a Order>,
+    /// Working orders in scope.
+    pub working_in_scope: usize,
+    /// Scoped intents by client order id, one per id.
+    pub intents: Vec<&'a Intent>,
+    intents_by_target: FxMap<(&'a str, &'a str), Vec<&'a Intent>>,
+    orders_by_cid: FxMap<&'a str, Vec<&'a Order>>,
+    /// Scoped holdings per (account, symbol); `None` when the broker's are unknown.
+    pub held: Option<FxMap<HoldKey<'a>, Decimal>>,
+}
+
+impl<'a> Index<'a> {
+    pub fn build(
+        local: &'a LocalSnapshot,
+        broker: &'a BrokerSnapshot,
+        options: &'a DiffOptions,
+    ) -> Result<Self, DiffError> {
+        let scope = &options.scope;
+        let now = options.now.unwrap_or(broker.as_of);
+        let held = held_quantities(broker, scope)?;
+
+        let mut orders: FxMap<&str, Seen<'_>> = FxMap::default();
+        orders.reserve(broker.orders.len() + broker.orders.len() / 16);
+        for o in &broker.orders {
+            orders
+                .entry(o.id.as_str())
+                .and_modify(|cur| {
+                    if cur.order.is_none_or(|c| newer(o, c)) {
+                        cur.order = Some(o);
+                    }
+                })
+                .or_insert(Seen {
+                    order: Some(o),
+                    refs: 0,
+                });
+        }
+
+        let mut scoped: Vec<&Position> = local
+            .positions
+            .iter()
+            .filter(|p| p.state != PositionState::Closed && scope.includes_position(p))
+            .collect();
+        scoped.sort_by(|a, b| a.id.cmp(&b.id));
+        let positions: Vec<ScopedPosition<'_>> =
+            scoped.into_iter().map(ScopedPosition::new).collect();
+
+        // References: every active target with an order id counts once for that id.
+        let mut unplaced = Vec::new();
+        for (pi, sp) in positions.iter().enumerate() {
+            for (ti, t) in sp.targets() {
+                if t.status.is_settled() {
+                    continue;
+                }
+                match referenced_id(t) {
+                    Some(id) => {
+                        orders
+                            .entry(id)
+                            .or_insert(Seen {
+                                order: None,
+                                refs: 0,
+                            })
+                            .refs += 1;
+                    }
+                    None => unplaced.push(Slot {
+                        position: pi as u32,
+                        target: ti,
+                    }),
+                }
+            }
+        }
+
+        let mut orders_by_cid: FxMap<&str, Vec<&Order>> = FxMap::default();
+        let mut loose = Vec::new();
+        let mut working_in_scope = 0usize;
+        for seen in orders.values() {
+            let Some(o) = seen.order else { continue };
+            if let Some(c) = &o.client_order_id {
+                orders_by_cid.entry(c.as_str()).or_default().push(o);
+            }
+            if o.status.is_working() && scope.includes(&o.account, &o.underlying) {
+                working_in_scope += 1;
+                if seen.refs == 0 {
+                    loose.push(o);
+                }
+            }
+        }
+        loose.sort_by(|a, b| a.id.cmp(&b.id));
+
+        let intents = scoped_intents(local, scope);
+        let mut intents_by_target: FxMap<(&str, &str), Vec<&Intent>> = FxMap::default();
+        for i in &intents {
+            intents_by_target
+                .entry((i.position_id.as_str(), i.target_key.as_str()))
+                .or_default()
+                .push(i);
+        }
+
+        Ok(Self {
+            local,
+            broker,
+            now,
+            grace: options.grace,
+            orders,
+            positions,
+            unplaced,
+            loose,
+            working_in_scope,
+            intents,
+            intents_by_target,
+            orders_by_cid,
+            held,
+        })
+    }
+
+    /// The broker's order with this id (its latest copy), if the broker listed it.
+    pub fn order(&self, id: &str) -> Option<&'a Order> {
+        self.orders.get(id).and_then(|s| s.order)
+    }
+
+    /// How many active scoped targets reference this order id.
+    pub fn references(&self, id: &str) -> u32 {
+        self.orders.get(id).map_or(0, |s| s.refs)
+    }
+
+    /// Whether `t` is no longer ago than the grace period.
+    pub fn within_grace(&self, t: DateTime<Utc>) -> bool {
+        self.now.signed_duration_since(t) <= self.grace
+    }
+
+    /// The position and target at a slot.
+    pub fn at(&self, slot: Slot) -> (&'a Position, &'a ProfitTarget) {
+        let p = self.positions[slot.position as usize].position;
+        (p, &p.targets[slot.target as usize])
+    }
+
+    /// Scoped intents for one target, by client order id.
+    pub fn intents_for(&self, position_id: &'a str, key: &'a str) -> &[&'a Intent] {
+        self.intents_by_target
+            .get(&(position_id, key))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The broker's orders carrying a client order id.
+    pub fn orders_with_cid(&self, cid: &str) -> &[&'a Order] {
+        self.orders_by_cid.get(cid).map_or(&[], Vec::as_slice)
+    }
+
+    /// What a target expects of its order, with the broker's holdings of its legs when known.
+    pub fn spec(&self, p: &Position, t: &ProfitTarget) -> OrderSpec {
+        order_spec(p, t, self.held.as_ref())
+    }
+
+    /// How much the diff looked at.
+    pub fn scanned(&self) -> Scanned {
+        Scanned {
+            local_positions: self.local.positions.len(),
+            scoped_positions: self.positions.len(),
+            working_orders: self.working_in_scope,
+        }
+    }
+}
+
+/// The order id an active target references.
+pub(super) fn referenced_id(t: &ProfitTarget) -> Option<&str> {
+    match (t.status, &t.order_id) {
+        (TargetStatus::Active, Some(id)) => Some(id.as_str()),
+        _ => None,
+    }
+}
+
+/// What a target expects of its order, with the broker's holdings of its legs when known.
+pub(super) fn order_spec(
+    p: &Position,
+    t: &ProfitTarget,
+    held: Option<&FxMap<HoldKey<'_>, Decimal>>,
+) -> OrderSpec {
+    let mut legs = t.legs.clone();
+    legs.sort();
+    let held = held.map(|h| {
+        let mut syms: Vec<&Symbol> = legs.iter().map(|l| &l.symbol).collect();
+        syms.dedup();
+        syms.into_iter()
+            .map(|s| Holding {
+                symbol: s.clone(),
+                quantity: h.get(&(&p.account, s)).copied().unwrap_or_default(),
+            })
+            .collect()
+    });
+    OrderSpec {
+        account: p.account.clone(),
+        underlying: p.underlying.clone(),
+        legs,
+        limit_price: t.limit_price,
+        stop_price: t.stop_price,
+        quantity: t.quantity,
+        held,
+    }
+}
+
+/// Scoped holdings, summed per (account, symbol); `None` when the broker's are unknown.
+fn held_quantities<'a>(
+    broker: &'a BrokerSnapshot,
+    scope: &Scope,
+) -> Result<Option<FxMap<HoldKey<'a>, Decimal>>, DiffError> {
+    let Some(rows) = &broker.positions else {
+        return Ok(None);
+    };
+    let mut held: FxMap<HoldKey<'a>, Decimal> = FxMap::default();
+    for bp in rows {
+        if !scope.includes(&bp.account, bp.underlying()) {
+            continue;
+        }
+        let e = held.entry((&bp.account, &bp.symbol)).or_default();
+        *e = e
+            .checked_add(bp.quantity)
+            .ok_or_else(|| DiffError::Overflow {
+                account: bp.account.clone(),
+                symbol: bp.symbol.clone(),
+            })?;
+    }
+    Ok(Some(held))
+}
+
+/// Scoped intents, one per client order id, by client order id (`Scope::includes_intent`).
+fn scoped_intents<'a>(local: &'a LocalSnapshot, scope: &Scope) -> Vec<&'a Intent> {
+    let by_id: FxMap<&str, &Position> =
+        local.positions.iter().map(|p| (p.id.as_str(), p)).collect();
+    let mut out: Vec<&Intent> = local
+        .intents
+        .iter()
+        .filter(|i| {
+            scope.includes_intent(
+                by_id
+                    .get(i.position_id.as_str())
+                    .map(|p| (&p.account, p.underlying.as_str(), p.state)),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.client_order_id.cmp(&b.client_order_id));
+    out.dedup_by(|a, b| a.client_order_id == b.client_order_id);
+    out
+}
+
+/// Of two copies of one order id, whether `a` should win over `b`: the later update, and on a
+/// tie the terminal status (a final state does not go back).
+fn newer(a: &Order, b: &Order) -> bool {
+    match a.updated_at.cmp(&b.updated_at) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => !a.status.is_working() && b.status.is_working(),
+    }
+}

@@ -1,0 +1,253 @@
+//! The store port: our own records, written in atomic batches with their audit records, and the
+//! per-account run lock.
+
+use crate::ids::{AccountId, ClientOrderId, OrderId, PositionId, RunId, TargetKey};
+use crate::model::{Intent, Position, PositionState, TargetStatus};
+use crate::scope::Scope;
+use crate::snapshot::LocalSnapshot;
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A store call that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A change names a position or target the store does not have.
+    #[error("{store}: {what} not found")]
+    NotFound {
+        /// Which store.
+        store: String,
+        /// What was missing.
+        what: String,
+    },
+    /// The store stayed busy (locked by another writer) through every retry.
+    #[error("{store}: busy: {what}")]
+    Busy {
+        /// Which store.
+        store: String,
+        /// What was contended.
+        what: String,
+    },
+    /// The data in the store cannot be read as records.
+    #[error("{store}: corrupt data at {location}: {message}")]
+    Corrupt {
+        /// Which store.
+        store: String,
+        /// Where.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Anything else from the backend.
+    #[error("{store}: {message}")]
+    Backend {
+        /// Which store.
+        store: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// One change to local records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LocalChange {
+    /// Point a target at an order and make it active.
+    LinkTarget {
+        /// The position.
+        position_id: PositionId,
+        /// The target.
+        target_key: TargetKey,
+        /// The order.
+        order_id: OrderId,
+        /// The order's client order id.
+        client_order_id: Option<ClientOrderId>,
+        /// When the order was placed, if we placed it.
+        placed_at: Option<DateTime<Utc>>,
+    },
+    /// Clear a target's order reference; it becomes unplaced.
+    ClearTarget {
+        /// The position.
+        position_id: PositionId,
+        /// The target.
+        target_key: TargetKey,
+        /// Why, kept as the target's last error.
+        note: Option<String>,
+    },
+    /// Set a target's status (filled, cancelled, failed).
+    SetTargetStatus {
+        /// The position.
+        position_id: PositionId,
+        /// The target.
+        target_key: TargetKey,
+        /// The new status.
+        status: TargetStatus,
+    },
+    /// Record a failed placement on a target.
+    RecordTargetError {
+        /// The position.
+        position_id: PositionId,
+        /// The target.
+        target_key: TargetKey,
+        /// The error.
+        error: String,
+        /// When it was attempted.
+        at: DateTime<Utc>,
+    },
+    /// Move a position to another lifecycle state.
+    SetPositionState {
+        /// The position.
+        position_id: PositionId,
+        /// The new state.
+        state: PositionState,
+    },
+    /// Insert a position, or do nothing if one with its id exists.
+    InsertPosition {
+        /// The position.
+        position: Position,
+    },
+    /// Write an intent (idempotent on its client order id).
+    PutIntent {
+        /// The intent.
+        intent: Intent,
+    },
+    /// Delete an intent (deleting an absent one is not an error).
+    DropIntent {
+        /// Its client order id.
+        client_order_id: ClientOrderId,
+    },
+}
+
+crate::spelling::spelled! {
+    /// What became of an action.
+    pub enum Outcome("outcome") {
+        /// Done now.
+        Applied = "applied",
+        /// Found already done.
+        AlreadyDone = "already_done",
+        /// Would be done (dry run).
+        WouldApply = "would_apply",
+        /// Not done, by a rule (a dependency failed, the fix no longer applies).
+        Skipped = "skipped",
+        /// Not done, because the evidence could not be confirmed.
+        Uncertain = "uncertain",
+        /// Tried and failed.
+        Failed = "failed",
+    }
+}
+
+impl Outcome {
+    /// Whether the action's effect is in place (so dependants may run).
+    pub fn is_done(self) -> bool {
+        matches!(self, Self::Applied | Self::AlreadyDone)
+    }
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// The run.
+    pub run_id: RunId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The action's idempotency key.
+    pub action_key: String,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// Details: the order id placed, the error, the reason skipped.
+    pub detail: String,
+}
+
+/// Local changes and their audit records, written together or not at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeBatch {
+    /// The changes, applied in order.
+    pub changes: Vec<LocalChange>,
+    /// Audit records written in the same transaction.
+    pub audit: Vec<AuditRecord>,
+}
+
+/// A held per-account run lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLock {
+    /// The account.
+    pub account: AccountId,
+    /// Who holds it.
+    pub holder: String,
+    /// When it lapses unless renewed.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl RunLock {
+    /// Whether this lock keeps `holder` out at `now`: another holder's lease has not lapsed.
+    pub fn excludes(&self, holder: &str, now: DateTime<Utc>) -> bool {
+        self.holder != holder && self.expires_at > now
+    }
+}
+
+/// The answer to a request for a run lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockAttempt {
+    /// The lock is ours.
+    Acquired(RunLock),
+    /// Another run holds it: who, and until when.
+    Held(RunLock),
+}
+
+impl LockAttempt {
+    /// The lock, if it is ours.
+    pub fn acquired(self) -> Option<RunLock> {
+        match self {
+            Self::Acquired(l) => Some(l),
+            Self::Held(_) => None,
+        }
+    }
+}
+
+/// Our own records.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// A short name for messages (`sqlite`, `in-memory`).
+    fn name(&self) -> String;
+
+    /// Reads a local snapshot: positions of the scope (any state) and their intents, stamped
+    /// `as_of`.
+    ///
+    /// # Errors
+    /// Any [`StoreError`]; never a partial snapshot.
+    async fn load(&self, scope: &Scope, as_of: DateTime<Utc>) -> Result<LocalSnapshot, StoreError>;
+
+    /// Applies a batch atomically: every change and audit record, or none. A change that names
+    /// an absent position or target fails the whole batch with `NotFound`.
+    ///
+    /// # Errors
+    /// Any [`StoreError`]; after an error nothing of the batch is written.
+    async fn apply(&self, batch: &ChangeBatch) -> Result<(), StoreError>;
+
+    /// The audit log, oldest first; only one run's records when `run` is given.
+    ///
+    /// # Errors
+    /// Any [`StoreError`].
+    async fn audit_log(&self, run: Option<RunId>) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Takes the account's run lock for `lease`, or renews it for the same holder.
+    /// [`LockAttempt::Held`], naming the holder, when another holder has an unexpired lock.
+    ///
+    /// # Errors
+    /// Any [`StoreError`].
+    async fn acquire_lock(
+        &self,
+        account: &AccountId,
+        holder: &str,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> Result<LockAttempt, StoreError>;
+
+    /// Releases the lock if `holder` holds it; otherwise does nothing.
+    ///
+    /// # Errors
+    /// Any [`StoreError`].
+    async fn release_lock(&self, account: &AccountId, holder: &str) -> Result<(), StoreError>;
+}
