@@ -76,7 +76,7 @@ pub mod broker;
 pub mod decimal;
 pub mod diff;
 pub mod executor;
-mod fxhash;
+mod fasthash;
 pub mod ids;
 pub mod memory;
 pub mod model;

@@ -13,7 +13,7 @@
 
 use super::drift::{LegKey, leg_keys, order_leg_key, target_leg_key};
 use super::index::{Index, Slot};
-use crate::fxhash::{FxMap, FxSet};
+use crate::fasthash::{FxMap, FxSet};
 use crate::ids::{AccountId, ClientOrderId};
 use crate::model::{Order, PositionState};
 use crate::report::{AdoptVia, Adoptable};

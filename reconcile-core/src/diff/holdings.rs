@@ -11,7 +11,7 @@
 
 use super::DiffError;
 use super::index::{HoldKey, Index, Slot, order_spec, referenced_id};
-use crate::fxhash::{FxMap, FxSet};
+use crate::fasthash::{FxMap, FxSet};
 use crate::ids::{AccountId, OrderId};
 use crate::model::PositionState;
 use crate::report::{Missing, PendingFilled, QuantityMismatch, StalePosition, UntrackedHolding};

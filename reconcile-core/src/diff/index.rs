@@ -3,7 +3,7 @@
 //! target and orders by client order id, and the broker's holdings.
 
 use super::{DiffError, DiffOptions};
-use crate::fxhash::FxMap;
+use crate::fasthash::FxMap;
 use crate::ids::AccountId;
 use crate::model::{Intent, Order, Position, PositionState, ProfitTarget, TargetStatus};
 use crate::report::{Holding, OrderSpec, Scanned};

@@ -6,7 +6,7 @@
 //! within grace, and a **stale intent** after it.
 
 use super::index::Index;
-use crate::fxhash::FxSet;
+use crate::fasthash::FxSet;
 use crate::report::{InFlight, StaleIntent};
 
 pub(super) struct Intents {

@@ -10,7 +10,7 @@
 
 use super::drift::drift;
 use super::index::{Index, Slot};
-use crate::fxhash::FxMap;
+use crate::fasthash::FxMap;
 use crate::ids::OrderId;
 use crate::model::{Order, OrderStatus, PositionState};
 use crate::report::{Conflict, Drifted, InFlight, Invalid, InvalidReason, Matched, TargetRef};

@@ -7,7 +7,7 @@
 //! grace. Any other due target is **missing**.
 
 use super::index::{Index, Slot};
-use crate::fxhash::FxSet;
+use crate::fasthash::FxSet;
 use crate::model::PositionState;
 use crate::report::{InFlight, Missing};
 
