@@ -37,6 +37,19 @@ pub enum Command {
     Import(ImportArgs),
     /// The 2025-11-07 incident end to end against the TastyTrade simulator and an SQLite file.
     Demo,
+    /// Clear what is left of an account's run lock whose holder is gone; refuses (exit 2) while
+    /// the holder is alive, naming it.
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The account.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub account: String,
+    /// The store: `sqlite:PATH`.
+    #[arg(long, value_name = "STORE")]
+    pub store: crate::sources::StoreUrl,
 }
 
 /// The two live sides of a run.

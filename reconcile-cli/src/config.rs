@@ -94,6 +94,10 @@ pub enum Job {
         store: StoreUrl,
     },
     Demo,
+    Unlock {
+        account: String,
+        store: StoreUrl,
+    },
 }
 
 /// Reads the environment the way the commands would, so tests can replace it.
@@ -156,6 +160,10 @@ impl Config {
                 }
             }
             Command::Demo => Job::Demo,
+            Command::Unlock(a) => Job::Unlock {
+                account: a.account,
+                store: a.store,
+            },
         };
         Ok(Self { verbosity, job })
     }
@@ -188,10 +196,11 @@ fn sides(a: SidesArgs, env: &dyn Env) -> Result<Sides, UsageError> {
     check_base_url(&a.broker, a.base_url.as_ref())?;
     let mut scope = scope(&a.accounts, &a.underlyings);
     // `TASTYTRADE_ACCOUNT` names the account when none is given for the live API.
-    if scope.accounts.is_empty() && matches!(a.broker, BrokerUrl::Tastytrade) {
-        if let Some(account) = env.var(adapter_tastytrade::ENV_ACCOUNT) {
-            scope = scope.with_account(account.as_str());
-        }
+    if scope.accounts.is_empty()
+        && matches!(a.broker, BrokerUrl::Tastytrade)
+        && let Some(account) = env.var(adapter_tastytrade::ENV_ACCOUNT)
+    {
+        scope = scope.with_account(account.as_str());
     }
     Ok(Sides {
         options: DiffOptions {

@@ -108,6 +108,22 @@ fn run_id() -> RunId {
     ))
 }
 
+/// This machine's name, for run lock records.
+pub(crate) fn hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Options for a real run started now, its locks held from this machine.
+pub(crate) fn apply_options() -> ApplyOptions {
+    ApplyOptions::new(run_id(), Utc::now()).on_host(hostname())
+}
+
 /// Asks before destructive steps unless `--yes`; away from a terminal the answer is no.
 fn confirm(plan: &Plan, yes: bool) -> Result<bool, CliError> {
     let destructive = plan
@@ -176,7 +192,8 @@ pub fn run(sides: &Sides, policy: &Policy, out: Option<&Path>) -> Result<ExitCod
     if let Some(out) = out {
         crate::write(out, &plan.to_json()?)?;
     }
-    if !policy.any_fix() || plan.is_empty() {
+    // With a fix on, apply even an empty plan: under the lock it heals what a dead run left.
+    if !policy.any_fix() {
         return show(sides, &report, &plan, None);
     }
     confirm_and_apply(&rt, &rec, sides, &report, &plan)
@@ -194,7 +211,7 @@ fn confirm_and_apply(
         return show(sides, report, plan, None);
     }
     let applied = rt
-        .block_on(rec.apply(plan, &ApplyOptions::new(run_id(), Utc::now())))
+        .block_on(rec.apply(plan, &apply_options()))
         .map_err(other)?;
     show(sides, report, plan, Some(&applied))
 }
@@ -320,4 +337,26 @@ pub fn import(file: &Path, url: &StoreUrl) -> Result<ExitCode, CliError> {
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn unlock(account: &str, url: &StoreUrl) -> Result<ExitCode, CliError> {
+    let s = store(url)?;
+    let rt = runtime()?;
+    match rt.block_on(s.unlock(&account.into())).map_err(other)? {
+        reconcile_core::Unlock::NotLocked => {
+            eprintln!("account {account} is not locked");
+            Ok(ExitCode::SUCCESS)
+        }
+        reconcile_core::Unlock::Cleared(l) => {
+            eprintln!(
+                "account {account}: cleared the lock record of {}, which is gone",
+                l.holder
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        reconcile_core::Unlock::HeldByLiveHolder(l) => Err(CliError::Other(format!(
+            "account {account} is held by {}, which is alive: not unlocked",
+            l.holder
+        ))),
+    }
 }

@@ -99,6 +99,7 @@ fn run(job: Job) -> Result<ExitCode, CliError> {
         Job::Export(e) => live::export(e),
         Job::Import { file, store } => live::import(&file, &store),
         Job::Demo => demo::run(),
+        Job::Unlock { account, store } => live::unlock(&account, &store),
     }
 }
 

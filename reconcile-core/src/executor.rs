@@ -9,8 +9,8 @@ use crate::model::{
 };
 use crate::plan::{Action, Plan, PlannedAction};
 use crate::ports::{
-    AuditRecord, Broker, BrokerError, CancelOutcome, ChangeBatch, LocalChange, Outcome, PlaceOrder,
-    ReplaceOrder, Store,
+    AuditRecord, Broker, BrokerError, Call, CancelOutcome, ChangeBatch, LocalChange, LockHolder,
+    Outcome, PlaceOrder, ReplaceOrder, Store,
 };
 use crate::report::{InvalidReason, OrderSpec, Report};
 use chrono::{DateTime, Utc};
@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 pub struct ApplyOptions {
     /// The run's id, written with every audit record and used in client order ids.
     pub run_id: RunId,
+    /// Who takes the run locks: this run, in this process.
+    pub holder: LockHolder,
     /// The instant to stamp intents and audit records with.
     pub now: DateTime<Utc>,
     /// Touch nothing: report what would be done.
@@ -33,12 +35,21 @@ pub struct ApplyOptions {
 impl ApplyOptions {
     /// Options for a real run.
     pub fn new(run_id: impl Into<RunId>, now: DateTime<Utc>) -> Self {
+        let run_id = run_id.into();
         Self {
-            run_id: run_id.into(),
+            holder: LockHolder::new(run_id.clone(), "localhost", now),
+            run_id,
             now,
             dry_run: false,
             stop_after: None,
         }
+    }
+
+    /// Names the machine the run's locks are held from (default `localhost`).
+    #[must_use]
+    pub fn on_host(mut self, host: impl Into<String>) -> Self {
+        self.holder.host = host.into();
+        self
     }
 
     /// The same options as a dry run.
@@ -69,6 +80,9 @@ pub struct ApplyReport {
     pub results: Vec<ActionResult>,
     /// Keys of planned actions that a fresh read no longer justified.
     pub stale: Vec<String>,
+    /// What the plan that ran left out, and why (a fresh plan's, for [`crate::Reconciler`]).
+    #[serde(default)]
+    pub skipped: Vec<crate::plan::Skipped>,
     /// The report of a verifying re-read, if one was made.
     pub verify: Option<Report>,
 }
@@ -109,6 +123,7 @@ pub async fn execute(
         run_id: options.run_id.clone(),
         results: ex.results,
         stale: Vec::new(),
+        skipped: plan.skipped.clone(),
         verify: None,
     }
 }
@@ -334,7 +349,7 @@ impl Executor<'_> {
                     position: position.clone(),
                 }],
             ),
-            Action::Cancel { account, order_id } => self.cancel(account, order_id).await,
+            Action::Cancel { account, order_id } => self.cancel(n, account, order_id).await,
             Action::Replace {
                 position_id,
                 target_key,
@@ -371,7 +386,8 @@ impl Executor<'_> {
                     stop_price: spec.stop_price,
                     quantity: spec.quantity,
                 };
-                self.journaled(intent, &spec.account, async {
+                let started = format!("replacing order {order_id} ({})", intent.client_order_id);
+                self.journaled(n, Call::Replace, intent, &spec.account, started, async {
                     self.broker.replace(&original, &changes).await
                 })
                 .await
@@ -383,7 +399,8 @@ impl Executor<'_> {
             } => {
                 let intent = self.intent(n, position_id, target_key);
                 let order = place_order(spec, intent.client_order_id.clone());
-                self.journaled(intent, &spec.account, async {
+                let started = format!("placing {}", intent.client_order_id);
+                self.journaled(n, Call::Place, intent, &spec.account, started, async {
                     self.broker.place(&order).await
                 })
                 .await
@@ -391,7 +408,7 @@ impl Executor<'_> {
         }
     }
 
-    async fn cancel(&self, account: &AccountId, order_id: &OrderId) -> Step {
+    async fn cancel(&self, n: usize, account: &AccountId, order_id: &OrderId) -> Step {
         // Ask about the one order first: only a confirmed working order is cancelled.
         match self.broker.order(account, order_id).await {
             Ok(Some(o)) if o.status.is_working() => {}
@@ -409,6 +426,17 @@ impl Executor<'_> {
             }
             Err(e) => return Step::only(Outcome::Uncertain, format!("could not confirm: {e}")),
         }
+        self.broker.ready(Call::Cancel).await;
+        let started = ChangeBatch {
+            changes: Vec::new(),
+            audit: vec![self.started(n, format!("cancelling order {order_id}"))],
+        };
+        if let Err(e) = self.store.apply(&started).await {
+            return Step::only(
+                Outcome::Failed,
+                format!("recording the cancel before sending it failed: {e}"),
+            );
+        }
         match self.broker.cancel(account, order_id).await {
             Ok(CancelOutcome::Requested) => {
                 Step::only(Outcome::Applied, format!("cancel of {order_id} requested"))
@@ -422,19 +450,37 @@ impl Executor<'_> {
         }
     }
 
-    /// Intent first, then the broker call, then the link. A lost answer is resolved by looking
-    /// the client order id up, never by sending again.
+    /// Records that an action is about to reach the broker, so the audit log names the order
+    /// even if the process dies during the call.
+    fn started(&self, n: usize, detail: String) -> AuditRecord {
+        AuditRecord {
+            run_id: self.options.run_id.clone(),
+            at: self.options.now,
+            action_key: format!("started:{n}"),
+            outcome: Outcome::Started,
+            detail,
+        }
+    }
+
+    /// Intent first (with its `started` audit record), then the broker call, then the link. The
+    /// broker's pacing wait comes before the intent, so the window between journal and send is
+    /// as small as it can be. A lost answer is resolved by looking the client order id up,
+    /// never by sending again.
     async fn journaled(
         &self,
+        n: usize,
+        call: Call,
         intent: Intent,
         account: &AccountId,
+        started: String,
         send: impl std::future::Future<Output = Result<Order, BrokerError>>,
     ) -> Step {
+        self.broker.ready(call).await;
         let put = ChangeBatch {
             changes: vec![LocalChange::PutIntent {
                 intent: intent.clone(),
             }],
-            audit: Vec::new(),
+            audit: vec![self.started(n, started)],
         };
         if let Err(e) = self.store.apply(&put).await {
             return Step::only(Outcome::Failed, format!("writing the intent failed: {e}"));

@@ -104,7 +104,8 @@ pub use model::{
 pub use plan::{Action, ActionKind, Plan, PlannedAction, Policy, plan};
 pub use ports::{
     AuditRecord, Broker, BrokerError, Call, CancelOutcome, ChangeBatch, LocalChange, LockAttempt,
-    Outcome, Page, PageToken, PlaceOrder, ReplaceOrder, RunLock, Store, StoreError,
+    LockHolder, Outcome, Page, PageToken, PlaceOrder, ReplaceOrder, RunLock, Store, StoreError,
+    Unlock,
 };
 pub use reconciler::{Reconciler, RunError, read_broker};
 pub use report::Report;

@@ -1,16 +1,20 @@
 //! The [`Reconciler`]: reads both sides, diffs, plans, and applies an approved plan under the
-//! accounts' run locks, carrying out only the actions a fresh read still justifies.
+//! accounts' run locks: it first heals the intents a dead run left behind, then carries out only
+//! the actions a fresh read still justifies.
 
 use crate::diff::{DiffError, DiffOptions, diff};
 use crate::executor::{ApplyOptions, ApplyReport, execute};
-use crate::ids::AccountId;
-use crate::model::PositionState;
-use crate::plan::{Plan, Policy, plan};
-use crate::ports::{Broker, BrokerError, LockAttempt, Store, StoreError};
+use crate::ids::{AccountId, ClientOrderId, PositionId, TargetKey};
+use crate::model::{Intent, PositionState, TargetStatus};
+use crate::plan::{Action, Plan, Policy, plan};
+use crate::ports::{
+    AuditRecord, Broker, BrokerError, ChangeBatch, LocalChange, LockAttempt, LockHolder, Outcome,
+    Store, StoreError,
+};
 use crate::report::Report;
 use crate::snapshot::{BrokerSnapshot, LocalSnapshot};
 use chrono::{DateTime, TimeDelta, Utc};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A run that could not go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,14 +30,12 @@ pub enum RunError {
     #[error(transparent)]
     Diff(#[from] DiffError),
     /// Another run holds an account's lock.
-    #[error("account {account} is locked by another run ({holder}) until {until}")]
+    #[error("account {account} is locked by another run: {holder}")]
     Locked {
         /// The account.
         account: AccountId,
-        /// Who holds it.
-        holder: String,
-        /// Until when, unless renewed.
-        until: DateTime<Utc>,
+        /// Who holds it, and since when.
+        holder: LockHolder,
     },
     /// A plan or a snapshot could not be written as JSON.
     #[error("writing JSON failed: {0}")]
@@ -90,9 +92,11 @@ pub struct Reconciler<'a> {
     pub policy: Policy,
     /// How far before the oldest open position order history is read. Default one day.
     pub lookback: TimeDelta,
-    /// How long a run lock lasts. Default ten minutes: longer than any run, short enough that a
-    /// crashed run does not block the next scheduled one.
-    pub lease: TimeDelta,
+    /// How long after an intent was written its order may still be on its way to the broker
+    /// (sent by a process killed a moment later: the request can sit in the kernel's socket
+    /// buffer). Healing judges an intent's order absent only once this has passed since the
+    /// intent; it waits for the rest, at most this long. Default 5 s.
+    pub settle: TimeDelta,
 }
 
 impl<'a> Reconciler<'a> {
@@ -104,7 +108,7 @@ impl<'a> Reconciler<'a> {
             options: DiffOptions::default(),
             policy: Policy::report_only(),
             lookback: TimeDelta::days(1),
-            lease: TimeDelta::minutes(10),
+            settle: TimeDelta::seconds(5),
         }
     }
 
@@ -188,8 +192,10 @@ impl<'a> Reconciler<'a> {
         Ok((report, p))
     }
 
-    /// Applies an approved plan: takes the accounts' run locks, re-reads both sides, re-diffs
-    /// and carries out only the approved actions a fresh plan still justifies, then verifies.
+    /// Applies an approved plan: takes the accounts' run locks, heals the intents a dead run
+    /// left ([`Reconciler::heal`]), re-reads both sides, re-diffs and carries out the approved
+    /// actions a fresh plan still justifies, then verifies. Placements for targets whose
+    /// intents healing found absent run too: they finish the dead run's own work.
     ///
     /// # Errors
     /// [`RunError`] if a lock is held elsewhere or a read fails; action failures are results.
@@ -199,22 +205,17 @@ impl<'a> Reconciler<'a> {
         options: &ApplyOptions,
     ) -> Result<ApplyReport, RunError> {
         let accounts = self.accounts().await?;
-        let holder = options.run_id.as_str();
+        let holder = &options.holder;
         let mut held = Vec::new();
         if !options.dry_run {
             for a in &accounts {
-                match self
-                    .store
-                    .acquire_lock(a, holder, options.now, self.lease)
-                    .await
-                {
+                match self.store.acquire_lock(a, holder).await {
                     Ok(LockAttempt::Acquired(_)) => held.push(a.clone()),
                     Ok(LockAttempt::Held(lock)) => {
                         self.release(&held, holder).await;
                         return Err(RunError::Locked {
                             account: a.clone(),
                             holder: lock.holder,
-                            until: lock.expires_at,
                         });
                     }
                     Err(e) => {
@@ -229,10 +230,10 @@ impl<'a> Reconciler<'a> {
         result
     }
 
-    async fn release(&self, accounts: &[AccountId], holder: &str) {
+    async fn release(&self, accounts: &[AccountId], holder: &LockHolder) {
         for a in accounts {
             if let Err(e) = self.store.release_lock(a, holder).await {
-                tracing::warn!(account = %a, error = %e, "releasing the run lock failed; it lapses with its lease");
+                tracing::warn!(account = %a, error = %e, "releasing the run lock failed; it ends with this process");
             }
         }
     }
@@ -242,6 +243,11 @@ impl<'a> Reconciler<'a> {
         approved: &Plan,
         options: &ApplyOptions,
     ) -> Result<ApplyReport, RunError> {
+        let healing = if options.dry_run {
+            Healing::default()
+        } else {
+            self.heal(options).await?
+        };
         let (_, _, report) = self.read_and_diff(options.now).await?;
         let fresh = plan(&report, &approved.policy);
         let mut stale = Vec::new();
@@ -249,7 +255,23 @@ impl<'a> Reconciler<'a> {
         for a in &approved.actions {
             match fresh.get(&a.key) {
                 Some(f) if f.action == a.action => to_run.push(f.clone()),
+                _ if healing.achieved(&a.action) => {}
                 _ => stale.push(a.key.clone()),
+            }
+        }
+        for f in &fresh.actions {
+            if let Action::PlaceTarget {
+                position_id,
+                target_key,
+                ..
+            } = &f.action
+            {
+                let dead_runs_own = healing
+                    .absent
+                    .contains(&(position_id.clone(), target_key.clone()));
+                if dead_runs_own && !to_run.iter().any(|r| r.key == f.key) {
+                    to_run.push(f.clone());
+                }
             }
         }
         let run = Plan {
@@ -257,10 +279,192 @@ impl<'a> Reconciler<'a> {
             ..fresh
         };
         let mut out = execute(&run, self.broker, self.store, options).await;
+        out.results.splice(0..0, healing.results);
         out.stale = stale;
         if !options.dry_run {
             out.verify = Some(self.diff(options.now).await?);
         }
         Ok(out)
+    }
+
+    /// Heals the intents a dead run left: every intent in scope, once the lock is ours, belongs
+    /// to a run that is no longer running. After the settle time, each is looked up at the
+    /// broker by its client order id:
+    /// - found, no target references it, and its target has no order of its own: the target is
+    ///   linked to it (whatever its status: a filled or rejected order is then judged as the
+    ///   target's order);
+    /// - found otherwise: the intent is spent and dropped (the order is left to the diff's
+    ///   rules: matched, a conflict, or an orphan);
+    /// - confirmed absent: the intent is dropped, and its target is placed again in this run;
+    /// - the lookup failed: nothing is done on uncertain evidence.
+    ///
+    /// Each outcome is recorded in the audit log with the key `heal:<client order id>`.
+    ///
+    /// # Errors
+    /// [`RunError::Store`] if the records cannot be read.
+    pub async fn heal(&self, options: &ApplyOptions) -> Result<Healing, RunError> {
+        let mut healing = Healing::default();
+        if !self.broker.supports_client_order_id() {
+            return Ok(healing);
+        }
+        let local = self.store.load(&self.options.scope, options.now).await?;
+        if local.intents.is_empty() {
+            return Ok(healing);
+        }
+        if let Some(newest) = local.intents.iter().map(|i| i.created_at).max() {
+            let wait = (newest + self.settle) - options.now;
+            if wait > TimeDelta::zero() {
+                let wait = wait.min(self.settle).to_std().unwrap_or_default();
+                tracing::debug!(
+                    ?wait,
+                    "letting the last intents' orders settle before looking them up"
+                );
+                futures_timer::Delay::new(wait).await;
+            }
+        }
+        let positions: BTreeMap<&PositionId, &crate::model::Position> =
+            local.positions.iter().map(|p| (&p.id, p)).collect();
+        let referenced: BTreeSet<&crate::ids::OrderId> = local
+            .positions
+            .iter()
+            .flat_map(|p| &p.targets)
+            .filter(|t| t.status == TargetStatus::Active)
+            .filter_map(|t| t.order_id.as_ref())
+            .collect();
+        for intent in &local.intents {
+            let key = format!("heal:{}", intent.client_order_id);
+            let (outcome, detail, changes) = match positions.get(&intent.position_id) {
+                None => (
+                    Outcome::Skipped,
+                    format!("position {} is not in the records", intent.position_id),
+                    Vec::new(),
+                ),
+                Some(p) => self.heal_one(p, intent, &referenced, &mut healing).await,
+            };
+            let audit = AuditRecord {
+                run_id: options.run_id.clone(),
+                at: options.now,
+                action_key: key.clone(),
+                outcome,
+                detail: detail.clone(),
+            };
+            let batch = ChangeBatch {
+                changes,
+                audit: vec![audit],
+            };
+            let (outcome, detail) = match self.store.apply(&batch).await {
+                Ok(()) => (outcome, detail),
+                Err(e) => {
+                    healing.resolved.remove(&intent.client_order_id);
+                    healing
+                        .absent
+                        .remove(&(intent.position_id.clone(), intent.target_key.clone()));
+                    (
+                        Outcome::Failed,
+                        format!("{detail}; recording it failed: {e}"),
+                    )
+                }
+            };
+            healing.results.push(crate::executor::ActionResult {
+                key,
+                outcome,
+                detail,
+            });
+        }
+        Ok(healing)
+    }
+
+    async fn heal_one(
+        &self,
+        p: &crate::model::Position,
+        intent: &Intent,
+        referenced: &BTreeSet<&crate::ids::OrderId>,
+        healing: &mut Healing,
+    ) -> (Outcome, String, Vec<LocalChange>) {
+        let cid = &intent.client_order_id;
+        let drop = LocalChange::DropIntent {
+            client_order_id: cid.clone(),
+        };
+        let target = p.targets.iter().find(|t| t.key == intent.target_key);
+        match self.broker.find_by_client_order_id(&p.account, cid).await {
+            Err(e) => (
+                Outcome::Uncertain,
+                format!("looking {cid} up failed: {e}; the intent is kept"),
+                Vec::new(),
+            ),
+            Ok(None) => {
+                healing.resolved.insert(cid.clone());
+                healing
+                    .absent
+                    .insert((intent.position_id.clone(), intent.target_key.clone()));
+                (
+                    Outcome::Applied,
+                    format!("no order carries {cid}: the intent is dropped"),
+                    vec![drop],
+                )
+            }
+            Ok(Some(o)) => {
+                healing.resolved.insert(cid.clone());
+                // The order is the target's unless a target references it already (then the
+                // intent is spent, as the diff says).
+                let free = !referenced.contains(&o.id)
+                    && target.is_some_and(|t| {
+                        t.status == TargetStatus::Unplaced
+                            || (t.status == TargetStatus::Active && t.order_id.is_none())
+                    });
+                if free {
+                    (
+                        Outcome::Applied,
+                        format!("order {} carries {cid}: linked", o.id),
+                        vec![
+                            LocalChange::LinkTarget {
+                                position_id: intent.position_id.clone(),
+                                target_key: intent.target_key.clone(),
+                                order_id: o.id.clone(),
+                                client_order_id: Some(cid.clone()),
+                                placed_at: Some(intent.created_at),
+                            },
+                            drop,
+                        ],
+                    )
+                } else {
+                    (
+                        Outcome::Applied,
+                        format!(
+                            "order {} carries {cid} and is referenced already: the intent is spent",
+                            o.id
+                        ),
+                        vec![drop],
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// What healing did: one result per intent, and the targets whose intents' orders were
+/// confirmed absent (placed again in the same run).
+#[derive(Debug, Default)]
+pub struct Healing {
+    /// One result per intent.
+    pub results: Vec<crate::executor::ActionResult>,
+    /// Targets whose intent's order never reached the broker.
+    pub absent: BTreeSet<(PositionId, TargetKey)>,
+    /// Intents healing resolved (linked or dropped).
+    pub resolved: BTreeSet<ClientOrderId>,
+}
+
+impl Healing {
+    /// Whether healing already did what a planned action would do: drop or link an intent it
+    /// resolved. Such an action is not stale; it is done.
+    fn achieved(&self, action: &Action) -> bool {
+        match action {
+            Action::DropIntent { client_order_id }
+            | Action::Link {
+                resolves_intent: Some(client_order_id),
+                ..
+            } => self.resolved.contains(client_order_id),
+            _ => false,
+        }
     }
 }

@@ -396,6 +396,10 @@ pub struct Report {
     pub missing: Vec<Missing>,
     pub conflicts: Vec<Conflict>,
     pub stale_intents: Vec<StaleIntent>,
+    /// An extension of report v1, not a discrepancy: intents whose order exists and is already
+    /// referenced by a target. They are spent: a plan drops them silently. Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spent_intents: Vec<StaleIntent>,
     pub untracked_holdings: Vec<UntrackedHolding>,
     pub stale_positions: Vec<StalePosition>,
     pub quantity_mismatches: Vec<QuantityMismatch>,
@@ -420,6 +424,7 @@ impl Report {
             missing: Vec::new(),
             conflicts: Vec::new(),
             stale_intents: Vec::new(),
+            spent_intents: Vec::new(),
             untracked_holdings: Vec::new(),
             stale_positions: Vec::new(),
             quantity_mismatches: Vec::new(),

@@ -103,13 +103,13 @@ impl LocalSnapshot {
                         format!("duplicate target key {:?}", t.key.as_str()),
                     ));
                 }
-                if let Some(q) = t.quantity {
-                    if q <= rust_decimal::Decimal::ZERO {
-                        return Err(SnapshotError::at(
-                            format!("positions[{i}].targets[{j}].quantity"),
-                            format!("must be positive, found {q}"),
-                        ));
-                    }
+                if let Some(q) = t.quantity
+                    && q <= rust_decimal::Decimal::ZERO
+                {
+                    return Err(SnapshotError::at(
+                        format!("positions[{i}].targets[{j}].quantity"),
+                        format!("must be positive, found {q}"),
+                    ));
                 }
                 for (k, leg) in t.legs.iter().enumerate() {
                     if leg.quantity <= rust_decimal::Decimal::ZERO {

@@ -1,6 +1,8 @@
 //! A second process for the store's tests and benchmarks (and a small example of the blocking
 //! API): `sqlite_writer hammer DB N` writes N small batches in a tight loop and exits 1 if any
-//! failed; `sqlite_writer big-batch DB N` prints `begin`, then writes one batch of N positions.
+//! failed; `sqlite_writer big-batch DB N` prints `begin`, then writes one batch of N positions;
+//! `sqlite_writer hold-lock DB N` takes account `5WT00001`'s run lock, prints `locked`, and holds
+//! it for N seconds.
 
 use reconcile_core::{
     AuditRecord, ChangeBatch, LocalChange, Outcome, Position, PositionState, RunId,
@@ -38,7 +40,7 @@ fn main() {
         args.get(2),
         args.get(3).and_then(|n| n.parse::<usize>().ok()),
     ) else {
-        eprintln!("usage: sqlite_writer hammer|big-batch DB N");
+        eprintln!("usage: sqlite_writer hammer|big-batch|hold-lock DB N");
         std::process::exit(2);
     };
     let store = match SqliteStore::open(path) {
@@ -82,6 +84,28 @@ fn main() {
                 std::process::exit(1);
             }
             println!("done");
+        }
+        "hold-lock" => {
+            let holder = reconcile_core::LockHolder::new(
+                RunId::new(format!("child-{pid}")),
+                "writer-host",
+                chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now()),
+            );
+            match store.acquire_lock_blocking(&"5WT00001".into(), &holder) {
+                Ok(reconcile_core::LockAttempt::Acquired(_)) => {
+                    println!("locked");
+                    let _ = std::io::stdout().flush();
+                    std::thread::sleep(std::time::Duration::from_secs(n as u64));
+                }
+                Ok(reconcile_core::LockAttempt::Held(l)) => {
+                    eprintln!("held by {}", l.holder);
+                    std::process::exit(1);
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(2);
+                }
+            }
         }
         _ => std::process::exit(2),
     }

@@ -7,6 +7,10 @@
 //! backoff and jitter when the file stays busy, and keeps `synchronous=FULL` so a recorded order
 //! survives a power cut.
 //!
+//! Run locks are operating-system file locks on a file per account beside the database
+//! (`reconcile.db.lock-5WT00001`), held while the run lives: a killed run frees its accounts at
+//! once, and a refused run reads from the file who holds the lock, and since when.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), reconcile_core::StoreError> {
 //! use reconcile_core::{Scope, Store};
@@ -21,19 +25,21 @@
 )]
 
 mod codec;
+mod locks;
 mod schema;
 
 pub use schema::SCHEMA_VERSION;
 
 use async_trait::async_trait;
 use backon::{BlockingRetryable, ExponentialBuilder};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use codec::*;
 use reconcile_core::{
-    AccountId, AuditRecord, ChangeBatch, Intent, LocalChange, LocalSnapshot, LockAttempt, Position,
-    PositionLeg, ProfitTarget, RunId, RunLock, Scope, Store, StoreError, Symbol, TargetLeg,
+    AccountId, AuditRecord, ChangeBatch, Intent, LocalChange, LocalSnapshot, LockAttempt,
+    LockHolder, Position, PositionLeg, ProfitTarget, RunId, Scope, Store, StoreError, Symbol,
+    TargetLeg, Unlock,
 };
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -65,6 +71,7 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
     retries: usize,
+    locks: Arc<locks::RunLocks>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -180,6 +187,7 @@ impl SqliteStore {
             .map_err(|e| fail("enabling foreign keys", e))?;
         let store = Self {
             conn: Arc::new(Mutex::new(conn)),
+            locks: Arc::new(locks::RunLocks::beside(&path)),
             path,
             retries: 10,
         };
@@ -466,6 +474,18 @@ impl SqliteStore {
         Ok(snapshot)
     }
 
+    /// [`Store::acquire_lock`] without a runtime.
+    ///
+    /// # Errors
+    /// `Backend` if the lock file cannot be opened, locked or written.
+    pub fn acquire_lock_blocking(
+        &self,
+        account: &AccountId,
+        holder: &LockHolder,
+    ) -> Result<LockAttempt, StoreError> {
+        self.locks.acquire(account, holder)
+    }
+
     /// Applies a batch in one transaction: all of it or none.
     pub fn apply_blocking(&self, batch: &ChangeBatch) -> Result<(), StoreError> {
         let what = format!("writing a batch of {} changes", batch.changes.len());
@@ -699,50 +719,25 @@ impl Store for SqliteStore {
     async fn acquire_lock(
         &self,
         account: &AccountId,
-        holder: &str,
-        now: DateTime<Utc>,
-        lease: TimeDelta,
+        holder: &LockHolder,
     ) -> Result<LockAttempt, StoreError> {
-        let (account, holder) = (account.clone(), holder.to_owned());
-        self.blocking(move |s| {
-            s.write(&format!("taking the run lock of {account}"), |tx| {
-                let current: Option<(String, String)> = tx
-                    .prepare_cached("SELECT holder, expires_at FROM run_locks WHERE account = ?1")?
-                    .query_row(params![account.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                if let Some((h, until)) = current {
-                    let held = RunLock {
-                        account: account.clone(),
-                        holder: h,
-                        expires_at: parse_time(&until, || format!("run_locks[account={account}].expires_at"))
-                            .map_err(TxError::Store)?,
-                    };
-                    if held.excludes(&holder, now) {
-                        return Ok(LockAttempt::Held(held));
-                    }
-                }
-                let expires_at = now + lease;
-                tx.prepare_cached("INSERT OR REPLACE INTO run_locks (account, holder, expires_at) VALUES (?1, ?2, ?3)")?
-                    .execute(params![account.as_str(), holder, time(expires_at)])?;
-                Ok(LockAttempt::Acquired(RunLock {
-                    account: account.clone(),
-                    holder: holder.clone(),
-                    expires_at,
-                }))
-            })
-        })
-        .await
+        let (account, holder) = (account.clone(), holder.clone());
+        self.blocking(move |s| s.locks.acquire(&account, &holder))
+            .await
     }
 
-    async fn release_lock(&self, account: &AccountId, holder: &str) -> Result<(), StoreError> {
-        let (account, holder) = (account.clone(), holder.to_owned());
-        self.blocking(move |s| {
-            s.write(&format!("releasing the run lock of {account}"), |tx| {
-                tx.prepare_cached("DELETE FROM run_locks WHERE account = ?1 AND holder = ?2")?
-                    .execute(params![account.as_str(), holder])?;
-                Ok(())
-            })
-        })
-        .await
+    async fn release_lock(
+        &self,
+        account: &AccountId,
+        holder: &LockHolder,
+    ) -> Result<(), StoreError> {
+        let (account, holder) = (account.clone(), holder.clone());
+        self.blocking(move |s| s.locks.release(&account, &holder))
+            .await
+    }
+
+    async fn unlock(&self, account: &AccountId) -> Result<Unlock, StoreError> {
+        let account = account.clone();
+        self.blocking(move |s| s.locks.unlock(&account)).await
     }
 }

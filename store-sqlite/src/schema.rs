@@ -79,6 +79,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         expires_at TEXT NOT NULL
     ) STRICT;
     ",
+    // 2: run locks are file locks beside the database, held by the running process (they die
+    // with it); the table of leases goes.
+    r"
+    DROP TABLE run_locks;
+    ",
 ];
 
 /// The schema version this code writes.

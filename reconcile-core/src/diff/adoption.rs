@@ -115,17 +115,18 @@ fn by_replacement<'a>(
     let mut taken: FxSet<Slot> = FxSet::default();
     let mut out = Vec::new();
     for &k in oldest_first {
-        if let Some(&slot) = replacements.get(loose[k].id.as_str()) {
-            if !claims.slots.contains(&slot) && taken.insert(slot) {
-                out.push((
-                    k,
-                    Claim {
-                        slot,
-                        via: AdoptVia::ReplacedBy,
-                        intent: None,
-                    },
-                ));
-            }
+        if let Some(&slot) = replacements.get(loose[k].id.as_str())
+            && !claims.slots.contains(&slot)
+            && taken.insert(slot)
+        {
+            out.push((
+                k,
+                Claim {
+                    slot,
+                    via: AdoptVia::ReplacedBy,
+                    intent: None,
+                },
+            ));
         }
     }
     out
@@ -176,17 +177,18 @@ fn by_client_order_id<'a>(
         let Some(cid) = &ix.loose[k].client_order_id else {
             continue;
         };
-        if let Some(&(slot, intent)) = by_cid.get(cid.as_str()) {
-            if !claims.slots.contains(&slot) && taken.insert(slot) {
-                out.push((
-                    k,
-                    Claim {
-                        slot,
-                        via: AdoptVia::ClientOrderId,
-                        intent,
-                    },
-                ));
-            }
+        if let Some(&(slot, intent)) = by_cid.get(cid.as_str())
+            && !claims.slots.contains(&slot)
+            && taken.insert(slot)
+        {
+            out.push((
+                k,
+                Claim {
+                    slot,
+                    via: AdoptVia::ClientOrderId,
+                    intent,
+                },
+            ));
         }
     }
     out

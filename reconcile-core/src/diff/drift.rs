@@ -27,23 +27,23 @@ pub(super) fn drift(t: &ProfitTarget, o: &Order) -> Option<Drift> {
             actual,
         })
     };
-    if let Some(lp) = t.limit_price {
-        if o.limit_price != Some(lp) {
-            return found(
-                DriftField::LimitPrice,
-                Some(lp.to_string()),
-                show(o.limit_price),
-            );
-        }
+    if let Some(lp) = t.limit_price
+        && o.limit_price != Some(lp)
+    {
+        return found(
+            DriftField::LimitPrice,
+            Some(lp.to_string()),
+            show(o.limit_price),
+        );
     }
-    if let Some(sp) = t.stop_price {
-        if o.stop_price != Some(sp) {
-            return found(
-                DriftField::StopPrice,
-                Some(sp.to_string()),
-                show(o.stop_price),
-            );
-        }
+    if let Some(sp) = t.stop_price
+        && o.stop_price != Some(sp)
+    {
+        return found(
+            DriftField::StopPrice,
+            Some(sp.to_string()),
+            show(o.stop_price),
+        );
     }
     if let Some(q) = t.quantity {
         // The first differing leg in (symbol, side) order, so the report does not depend on the

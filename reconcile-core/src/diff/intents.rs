@@ -1,9 +1,9 @@
 //! Intents on their own: those that covered no unplaced target.
 //!
 //! DESIGN §4: an intent whose order is working and unreferenced is left to the adoption, grace
-//! and orphan rules. One whose order is working and already referenced is spent; it is reported
-//! stale only once the grace period is over. An intent with no working order is **in flight**
-//! within grace, and a **stale intent** after it.
+//! and orphan rules. One whose order is working and already referenced is **spent**: resolved
+//! silently, never reported as a discrepancy (it is listed apart, for the plan to drop). An
+//! intent with no working order is **in flight** within grace, and a **stale intent** after it.
 
 use super::index::Index;
 use crate::fasthash::FxSet;
@@ -12,12 +12,14 @@ use crate::report::{InFlight, StaleIntent};
 pub(super) struct Intents {
     pub in_flight: Vec<InFlight>,
     pub stale: Vec<StaleIntent>,
+    pub spent: Vec<StaleIntent>,
 }
 
 pub(super) fn judge(ix: &Index<'_>, covering: &FxSet<&str>) -> Intents {
     let mut out = Intents {
         in_flight: Vec::new(),
         stale: Vec::new(),
+        spent: Vec::new(),
     };
     for i in &ix.intents {
         let cid = i.client_order_id.as_str();
@@ -40,10 +42,8 @@ pub(super) fn judge(ix: &Index<'_>, covering: &FxSet<&str>) -> Intents {
                 // Adoption, grace or the orphan rule deals with its order.
                 continue;
             }
-            // Its order is already referenced: the intent is spent; let it go after grace.
-            if !recent {
-                out.stale.push(stale());
-            }
+            // Its order is already referenced: the intent is spent.
+            out.spent.push(stale());
             continue;
         }
         if recent {

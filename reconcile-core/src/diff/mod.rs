@@ -101,6 +101,7 @@ pub fn diff(
     let intents = intents::judge(&ix, &unplaced.covering);
     r.in_flight.extend(intents.in_flight);
     r.stale_intents = intents.stale;
+    r.spent_intents = intents.spent;
 
     if let Some(h) = holdings::judge(&ix, &adoption.adopted)? {
         r.stale_positions = h.stale_positions;
@@ -157,6 +158,8 @@ fn sort(r: &mut Report) {
             &b.client_order_id,
         ))
     });
+    r.spent_intents
+        .sort_by(|a, b| a.client_order_id.cmp(&b.client_order_id));
     r.stale_positions
         .sort_by(|a, b| a.position_id.cmp(&b.position_id));
     r.pending_filled

@@ -4,12 +4,13 @@ use super::lock;
 use crate::ids::{AccountId, ClientOrderId, PositionId, RunId};
 use crate::model::{Intent, Position, ProfitTarget, TargetStatus};
 use crate::ports::{
-    AuditRecord, ChangeBatch, LocalChange, LockAttempt, RunLock, Store, StoreError,
+    AuditRecord, ChangeBatch, LocalChange, LockAttempt, LockHolder, RunLock, Store, StoreError,
+    Unlock,
 };
 use crate::scope::Scope;
 use crate::snapshot::LocalSnapshot;
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -240,28 +241,49 @@ impl Store for InMemoryStore {
     async fn acquire_lock(
         &self,
         account: &AccountId,
-        holder: &str,
-        now: DateTime<Utc>,
-        lease: TimeDelta,
+        holder: &LockHolder,
     ) -> Result<LockAttempt, StoreError> {
+        // The holder of an in-memory lock lives in this process: it is alive until it releases.
         let mut st = lock(&self.state);
-        if let Some(l) = st.locks.get(account).filter(|l| l.excludes(holder, now)) {
+        if let Some(l) = st
+            .locks
+            .get(account)
+            .filter(|l| l.holder.run_id != holder.run_id)
+        {
             return Ok(LockAttempt::Held(l.clone()));
         }
-        let l = RunLock {
-            account: account.clone(),
-            holder: holder.to_owned(),
-            expires_at: now + lease,
-        };
-        st.locks.insert(account.clone(), l.clone());
+        let l = st
+            .locks
+            .entry(account.clone())
+            .or_insert_with(|| RunLock {
+                account: account.clone(),
+                holder: holder.clone(),
+            })
+            .clone();
         Ok(LockAttempt::Acquired(l))
     }
 
-    async fn release_lock(&self, account: &AccountId, holder: &str) -> Result<(), StoreError> {
+    async fn release_lock(
+        &self,
+        account: &AccountId,
+        holder: &LockHolder,
+    ) -> Result<(), StoreError> {
         let mut st = lock(&self.state);
-        if st.locks.get(account).is_some_and(|l| l.holder == holder) {
+        if st
+            .locks
+            .get(account)
+            .is_some_and(|l| l.holder.run_id == holder.run_id)
+        {
             st.locks.remove(account);
         }
         Ok(())
+    }
+
+    async fn unlock(&self, account: &AccountId) -> Result<Unlock, StoreError> {
+        let st = lock(&self.state);
+        Ok(match st.locks.get(account) {
+            Some(l) => Unlock::HeldByLiveHolder(l.clone()),
+            None => Unlock::NotLocked,
+        })
     }
 }

@@ -221,19 +221,29 @@ fn clear_invalid(r: &Report, p: &Policy) -> Draft {
     d
 }
 
-/// `clear_invalid`: drop intents whose order never came.
+/// Drop intents whose order never came, with `clear_invalid`, and with `create_missing`:
+/// placement owns its journal, so it drops its own dead intents (and places their targets
+/// again, as missing). With any fix on, drop spent intents, whose orders are linked already.
 fn drop_stale_intents(r: &Report, p: &Policy) -> Draft {
     let mut d = Draft::default();
-    if p.clear_invalid {
-        for s in &r.stale_intents {
-            push(
-                &mut d.local,
-                Action::DropIntent {
-                    client_order_id: s.client_order_id.clone(),
-                },
-                None,
-            );
-        }
+    let stale = if p.clear_invalid || p.create_missing {
+        r.stale_intents.as_slice()
+    } else {
+        &[]
+    };
+    let spent = if p.any_fix() {
+        r.spent_intents.as_slice()
+    } else {
+        &[]
+    };
+    for s in stale.iter().chain(spent) {
+        push(
+            &mut d.local,
+            Action::DropIntent {
+                client_order_id: s.client_order_id.clone(),
+            },
+            None,
+        );
     }
     d
 }

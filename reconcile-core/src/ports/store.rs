@@ -6,7 +6,7 @@ use crate::model::{Intent, Position, PositionState, TargetStatus};
 use crate::scope::Scope;
 use crate::snapshot::LocalSnapshot;
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A store call that failed.
@@ -134,6 +134,9 @@ crate::spelling::spelled! {
         Uncertain = "uncertain",
         /// Tried and failed.
         Failed = "failed",
+        /// About to be sent to the broker: written before the call, so the audit log names
+        /// every order the tool touched, even when the process dies mid-call.
+        Started = "started",
     }
 }
 
@@ -168,22 +171,52 @@ pub struct ChangeBatch {
     pub audit: Vec<AuditRecord>,
 }
 
-/// A held per-account run lock.
+/// Who holds (or asks for) a run lock: enough for a refused run to say who and since when, and
+/// for an operator to see which process it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockHolder {
+    /// The run.
+    pub run_id: RunId,
+    /// The machine it runs on.
+    pub host: String,
+    /// Its process id there.
+    pub pid: u32,
+    /// When it took the lock.
+    pub since: DateTime<Utc>,
+}
+
+impl LockHolder {
+    /// A holder for `run_id` in this process on `host`, from `since`.
+    pub fn new(run_id: RunId, host: impl Into<String>, since: DateTime<Utc>) -> Self {
+        Self {
+            run_id,
+            host: host.into(),
+            pid: std::process::id(),
+            since,
+        }
+    }
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "run {} (pid {} on {}, since {})",
+            self.run_id,
+            self.pid,
+            self.host,
+            self.since.to_rfc3339()
+        )
+    }
+}
+
+/// An account's run lock and its holder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunLock {
     /// The account.
     pub account: AccountId,
     /// Who holds it.
-    pub holder: String,
-    /// When it lapses unless renewed.
-    pub expires_at: DateTime<Utc>,
-}
-
-impl RunLock {
-    /// Whether this lock keeps `holder` out at `now`: another holder's lease has not lapsed.
-    pub fn excludes(&self, holder: &str, now: DateTime<Utc>) -> bool {
-        self.holder != holder && self.expires_at > now
-    }
+    pub holder: LockHolder,
 }
 
 /// The answer to a request for a run lock.
@@ -191,7 +224,7 @@ impl RunLock {
 pub enum LockAttempt {
     /// The lock is ours.
     Acquired(RunLock),
-    /// Another run holds it: who, and until when.
+    /// Another run holds it, alive: who, and since when.
     Held(RunLock),
 }
 
@@ -203,6 +236,17 @@ impl LockAttempt {
             Self::Held(_) => None,
         }
     }
+}
+
+/// What an operator's unlock found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unlock {
+    /// Nobody held the account.
+    NotLocked,
+    /// A record of a holder that is gone was cleared.
+    Cleared(RunLock),
+    /// The holder is alive: nothing was done.
+    HeldByLiveHolder(RunLock),
 }
 
 /// Our own records.
@@ -232,22 +276,33 @@ pub trait Store: Send + Sync {
     /// Any [`StoreError`].
     async fn audit_log(&self, run: Option<RunId>) -> Result<Vec<AuditRecord>, StoreError>;
 
-    /// Takes the account's run lock for `lease`, or renews it for the same holder.
-    /// [`LockAttempt::Held`], naming the holder, when another holder has an unexpired lock.
+    /// Takes the account's run lock for `holder`, or confirms it when `holder`'s run holds it
+    /// already. [`LockAttempt::Held`], naming the holder, when another run holds it. The lock
+    /// lives as long as its holder: a holder that dies (killed, crashed, its connection gone)
+    /// frees it at once, with no lease to wait out.
     ///
     /// # Errors
     /// Any [`StoreError`].
     async fn acquire_lock(
         &self,
         account: &AccountId,
-        holder: &str,
-        now: DateTime<Utc>,
-        lease: TimeDelta,
+        holder: &LockHolder,
     ) -> Result<LockAttempt, StoreError>;
 
-    /// Releases the lock if `holder` holds it; otherwise does nothing.
+    /// Releases the lock if `holder`'s run holds it; otherwise does nothing.
     ///
     /// # Errors
     /// Any [`StoreError`].
-    async fn release_lock(&self, account: &AccountId, holder: &str) -> Result<(), StoreError>;
+    async fn release_lock(
+        &self,
+        account: &AccountId,
+        holder: &LockHolder,
+    ) -> Result<(), StoreError>;
+
+    /// For operators: clears what is left of a lock whose holder is gone, and refuses
+    /// ([`Unlock::HeldByLiveHolder`]) while the holder is alive.
+    ///
+    /// # Errors
+    /// Any [`StoreError`].
+    async fn unlock(&self, account: &AccountId) -> Result<Unlock, StoreError>;
 }

@@ -6,10 +6,10 @@ use super::build::{PositionExt, TargetExt, at, dec, intent, position, target};
 use crate::ids::{AccountId, RunId};
 use crate::model::{PositionState, Side, TargetStatus};
 use crate::ports::{
-    AuditRecord, ChangeBatch, LocalChange, LockAttempt, Outcome, Store, StoreError,
+    AuditRecord, ChangeBatch, LocalChange, LockAttempt, LockHolder, Outcome, Store, StoreError,
+    Unlock,
 };
 use crate::scope::Scope;
-use chrono::TimeDelta;
 
 fn insert(p: crate::model::Position) -> LocalChange {
     LocalChange::InsertPosition { position: p }
@@ -342,83 +342,81 @@ pub async fn audit_log_keeps_order_and_filters_by_run(store: &dyn Store) {
     assert_eq!(r1[0], audit_record("r1", "a"));
 }
 
-/// The run lock excludes another holder until its lease lapses, and is renewable.
-pub async fn run_lock_excludes_until_expiry(store: &dyn Store) {
+fn holder(run: &str) -> LockHolder {
+    LockHolder::new(
+        RunId::new(run),
+        "conformance-host",
+        at("2025-11-07T15:00:00Z"),
+    )
+}
+
+/// The run lock excludes another run while its holder holds it, names that holder, is taken
+/// again by its own run, is per account, and is free again once released.
+pub async fn run_lock_excludes_while_held(store: &dyn Store) {
     let a = AccountId::new("5WT00001");
-    let t0 = at("2025-11-07T15:00:00Z");
-    let lease = TimeDelta::minutes(10);
+    let (r1, r2, r3) = (holder("run-1"), holder("run-2"), holder("run-3"));
     let l = store
-        .acquire_lock(&a, "run-1", t0, lease)
+        .acquire_lock(&a, &r1)
         .await
         .unwrap()
         .acquired()
         .expect("free lock");
-    assert_eq!(l.expires_at, t0 + lease);
-    match store
-        .acquire_lock(&a, "run-2", t0 + TimeDelta::minutes(1), lease)
-        .await
-        .unwrap()
-    {
+    assert_eq!(l.holder, r1);
+    match store.acquire_lock(&a, &r2).await.unwrap() {
         LockAttempt::Held(held) => {
-            assert_eq!(held.holder, "run-1", "a refusal names the holder");
-            assert_eq!(held.expires_at, t0 + lease);
+            assert_eq!(held.holder, r1, "a refusal names the holder and since when");
+            assert_eq!(held.account, a);
         }
         LockAttempt::Acquired(l) => panic!("taken from its holder: {l:?}"),
     }
     assert!(
         store
-            .acquire_lock(&a, "run-2", t0 + TimeDelta::minutes(5), lease)
-            .await
-            .unwrap()
-            .acquired()
-            .is_none()
-    );
-    assert!(
-        store
-            .acquire_lock(&a, "run-1", t0 + TimeDelta::minutes(5), lease)
+            .acquire_lock(&a, &r1)
             .await
             .unwrap()
             .acquired()
             .is_some(),
-        "renewal"
+        "its own run takes it again"
     );
     assert!(
         store
-            .acquire_lock(&AccountId::new("other"), "run-2", t0, lease)
+            .acquire_lock(&AccountId::new("other"), &r2)
             .await
             .unwrap()
             .acquired()
             .is_some(),
         "locks are per account"
     );
-    // A crashed holder does not block forever.
-    assert!(
-        store
-            .acquire_lock(&a, "run-2", t0 + TimeDelta::minutes(16), lease)
-            .await
-            .unwrap()
-            .acquired()
-            .is_some()
-    );
     // Releasing someone else's lock does nothing.
-    store.release_lock(&a, "run-1").await.unwrap();
+    store.release_lock(&a, &r2).await.unwrap();
     assert!(
         store
-            .acquire_lock(&a, "run-3", t0 + TimeDelta::minutes(17), lease)
+            .acquire_lock(&a, &r3)
             .await
             .unwrap()
             .acquired()
             .is_none()
     );
-    store.release_lock(&a, "run-2").await.unwrap();
+    assert!(matches!(
+        store.unlock(&a).await.unwrap(),
+        Unlock::HeldByLiveHolder(l) if l.holder == r1
+    ));
+    store.release_lock(&a, &r1).await.unwrap();
+    assert_eq!(store.unlock(&a).await.unwrap(), Unlock::NotLocked);
     assert!(
         store
-            .acquire_lock(&a, "run-3", t0 + TimeDelta::minutes(17), lease)
+            .acquire_lock(&a, &r3)
             .await
             .unwrap()
             .acquired()
-            .is_some()
+            .is_some(),
+        "free once released"
     );
+    store.release_lock(&a, &r3).await.unwrap();
+    store
+        .release_lock(&AccountId::new("other"), &r2)
+        .await
+        .unwrap();
 }
 
 /// Stamps one `#[tokio::test]` per conformance function. `$make` is an async function that
@@ -434,7 +432,7 @@ macro_rules! store_conformance_tests {
             writes_are_idempotent,
             intents_follow_their_position_scope,
             audit_log_keeps_order_and_filters_by_run,
-            run_lock_excludes_until_expiry
+            run_lock_excludes_while_held
         );
     };
     (@ $make:path; $($name:ident),*) => {

@@ -93,7 +93,9 @@ async fn lost_placement_answer_is_found_by_client_order_id_not_resent() {
 #[tokio::test]
 async fn crash_between_send_and_link_is_adopted_on_the_next_run() {
     let (b, s) = fixture();
-    let rec = Reconciler::new(&b, &s).with_policy(placing());
+    let mut rec = Reconciler::new(&b, &s).with_policy(placing());
+    // The next run comes at once; its healing waits out a (short, here) settle time.
+    rec.settle = chrono::TimeDelta::milliseconds(100);
     let (_, p) = rec.plan(at(NOW)).await.unwrap();
     // Write 1 is the intent; write 2, the link after the send, fails.
     s.fail_write(2);
@@ -171,7 +173,17 @@ async fn rejected_placement_records_the_error_and_drops_the_intent() {
         Some("in-memory: rejected: no position")
     );
     let audit = s.audit_log(Some("r1".into())).await.unwrap();
-    assert_eq!(audit[0].outcome, Outcome::Failed);
+    let place = audit
+        .iter()
+        .position(|a| a.action_key == "place:45:call_spread")
+        .unwrap();
+    assert_eq!(audit[place].outcome, Outcome::Failed);
+    assert!(
+        audit[..place]
+            .iter()
+            .any(|a| a.outcome == Outcome::Started && a.detail.contains("rc-r1-0")),
+        "journaled before the call: {audit:?}"
+    );
 }
 
 #[tokio::test]
@@ -364,9 +376,7 @@ async fn a_second_run_is_locked_out() {
     let (b, s) = fixture();
     s.acquire_lock(
         &"A".into(),
-        "other-run",
-        at(NOW),
-        chrono::TimeDelta::minutes(10),
+        &reconcile_core::LockHolder::new("other-run".into(), "elsewhere", at(NOW)),
     )
     .await
     .unwrap();
@@ -383,6 +393,10 @@ async fn a_second_run_is_locked_out() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("locked"), "{err}");
+    assert!(
+        err.to_string().contains("run other-run (pid"),
+        "names the holder: {err}"
+    );
     assert!(b.placed().is_empty());
 }
 
@@ -424,6 +438,13 @@ async fn placement_follows_intent_first_order() {
     let mut seq = Sequence::new();
     let mut store = MockStore::new();
     let mut broker = MockBroker::new();
+    // The pacing wait comes before the intent, never between journal and send.
+    broker
+        .expect_ready()
+        .withf(|c| *c == reconcile_core::Call::Place)
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| ());
     store
         .expect_apply()
         .withf(|batch| matches!(batch.changes.as_slice(), [LocalChange::PutIntent { .. }]))

@@ -88,7 +88,15 @@ async fn tastytrade_2025_11_07_fix_ends_twenty_for_twenty() {
     let audit = reconcile_core::Store::audit_log(&store, None)
         .await
         .unwrap();
-    assert_eq!(audit.len(), 11, "one record per action");
+    let (started, done): (Vec<_>, Vec<_>) = audit
+        .iter()
+        .partition(|a| a.outcome == reconcile_core::Outcome::Started);
+    assert_eq!(done.len(), 11, "one record per action");
+    assert_eq!(
+        started.len(),
+        8,
+        "and one before each of the 2 cancels and 6 placements"
+    );
 }
 
 #[test]

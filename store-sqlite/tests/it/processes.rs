@@ -170,3 +170,79 @@ fn a_read_only_database_is_an_error_and_left_untouched() {
     assert!(err.contains("db.sqlite: read-only"), "{err}");
     assert_eq!(std::fs::read(&db).unwrap(), before);
 }
+
+#[tokio::test]
+async fn a_killed_lock_holder_frees_the_account_at_once() {
+    let dir = scratch("lock-holder");
+    let db = dir.path().join("db.sqlite");
+    drop(SqliteStore::open(&db).unwrap());
+    let mut child = Command::new(writer())
+        .args(["hold-lock", db.to_str().unwrap(), "600"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let store = SqliteStore::open(&db).unwrap();
+    let account = reconcile_core::AccountId::new("5WT00001");
+    let me = reconcile_core::LockHolder::new("parent".into(), "here", at("2025-11-07T15:00:00Z"));
+    match store.acquire_lock(&account, &me).await.unwrap() {
+        reconcile_core::LockAttempt::Held(l) => {
+            assert_eq!(
+                l.holder.pid,
+                child.id(),
+                "the refusal names the live holder"
+            );
+            assert_eq!(l.holder.run_id.as_str(), format!("child-{}", child.id()));
+            assert_eq!(l.holder.host, "writer-host");
+        }
+        other => panic!("taken from a live holder: {other:?}"),
+    }
+    assert!(matches!(
+        store.unlock(&account).await.unwrap(),
+        reconcile_core::Unlock::HeldByLiveHolder(_)
+    ));
+    child.kill().unwrap(); // SIGKILL: no chance to release anything
+    child.wait().unwrap();
+    let got = store.acquire_lock(&account, &me).await.unwrap();
+    assert!(
+        matches!(&got, reconcile_core::LockAttempt::Acquired(l) if l.holder == me),
+        "the very next attempt takes it: {got:?}"
+    );
+    store.release_lock(&account, &me).await.unwrap();
+    assert_eq!(
+        store.unlock(&account).await.unwrap(),
+        reconcile_core::Unlock::NotLocked
+    );
+}
+
+#[tokio::test]
+async fn unlock_clears_the_record_of_a_holder_that_died() {
+    let dir = scratch("unlock-dead");
+    let db = dir.path().join("db.sqlite");
+    drop(SqliteStore::open(&db).unwrap());
+    let mut child = Command::new(writer())
+        .args(["hold-lock", db.to_str().unwrap(), "600"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid = child.id();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let store = SqliteStore::open(&db).unwrap();
+    match store.unlock(&"5WT00001".into()).await.unwrap() {
+        reconcile_core::Unlock::Cleared(l) => assert_eq!(l.holder.pid, pid),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.unlock(&"5WT00001".into()).await.unwrap(),
+        reconcile_core::Unlock::NotLocked
+    );
+}
