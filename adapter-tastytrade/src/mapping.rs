@@ -114,7 +114,12 @@ pub fn order(o: &wire::Order) -> Result<Order, String> {
         client_order_id: o.external_identifier.as_deref().map(Into::into),
         account: o.account_number.as_str().into(),
         underlying,
-        status: status(&o.status, &o.legs),
+        // The original of a cancel-replace ends `Cancelled`, pointing at its replacement: that
+        // is DESIGN's `replaced`, whose replacement the diff follows.
+        status: match status(&o.status, &o.legs) {
+            OrderStatus::Cancelled if o.replacing_order_id.is_some() => OrderStatus::Replaced,
+            s => s,
+        },
         raw_status: Some(o.status.clone()),
         order_type: order_type(o.order_type.as_deref()),
         time_in_force: tif(o.time_in_force.as_deref()),

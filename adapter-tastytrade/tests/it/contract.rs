@@ -15,11 +15,10 @@ async fn accounts_and_headers() {
     assert_eq!(broker.accounts().await.unwrap(), vec![acct()]);
     let reqs = sim.requests();
     assert_eq!(reqs[0].path, "/oauth/token");
-    assert!(!reqs[0].bearer, "the token request carries no bearer");
-    assert!(reqs[1].bearer);
+    assert!(!reqs[0].bearer(), "the token request carries no bearer");
+    assert!(reqs[1].bearer());
     assert!(reqs.iter().all(|r| {
-        r.user_agent
-            .as_deref()
+        r.user_agent()
             .is_some_and(|ua| ua.starts_with("reconcile/"))
     }));
 }
@@ -137,7 +136,7 @@ async fn place_sends_external_identifier_and_strict_validation_then_finds_it() {
         placed.client_order_id.as_ref().map(|c| c.as_str()),
         Some("rc-run-1-0")
     );
-    assert_eq!(placed.status, OrderStatus::Live);
+    assert!(placed.status.is_working(), "{:?}", placed.status);
     let body = sim
         .requests()
         .into_iter()

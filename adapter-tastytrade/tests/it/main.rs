@@ -5,6 +5,7 @@ mod conformance;
 mod contract;
 mod faults;
 mod parsing;
+mod sdk;
 mod secrets;
 
 use adapter_tastytrade::sim::Sim;
