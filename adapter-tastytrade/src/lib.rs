@@ -18,6 +18,8 @@
 )]
 
 mod client;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mapping;
 #[cfg(feature = "sim")]
 pub mod sim;

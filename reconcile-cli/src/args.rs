@@ -40,6 +40,29 @@ pub enum Command {
     /// Clear what is left of an account's run lock whose holder is gone; refuses (exit 2) while
     /// the holder is alive, naming it.
     Unlock(UnlockArgs),
+    /// Serve a broker simulator until SIGINT or SIGTERM. The first line of stdout is its base
+    /// URL. It accepts the credentials in the client's own environment variables, and makes up
+    /// (and prints) any that are unset.
+    Sim(SimArgs),
+}
+
+/// The simulators `reconcile sim` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimBroker {
+    /// TastyTrade's REST API.
+    Tastytrade,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Which broker.
+    pub broker: SimBroker,
+    /// A broker snapshot v1 file to seed it with (default: the bundled incident).
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+    /// Where to listen (default 127.0.0.1 on a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +104,10 @@ pub struct SidesArgs {
     /// Print report v1 (the final one) instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// How long after an intent was written a dead run's order may still reach the broker;
+    /// healing waits at most this long before it judges the order absent.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub settle: TimeDelta,
 }
 
 #[derive(Debug, Args)]

@@ -49,6 +49,7 @@ pub struct Sides {
     pub base_url: Option<String>,
     pub store: StoreUrl,
     pub options: DiffOptions,
+    pub settle: chrono::TimeDelta,
     pub yes: bool,
     pub json: bool,
 }
@@ -98,6 +99,7 @@ pub enum Job {
         account: String,
         store: StoreUrl,
     },
+    Sim(crate::args::SimArgs),
 }
 
 /// Reads the environment the way the commands would, so tests can replace it.
@@ -164,6 +166,7 @@ impl Config {
                 account: a.account,
                 store: a.store,
             },
+            Command::Sim(a) => Job::Sim(a),
         };
         Ok(Self { verbosity, job })
     }
@@ -211,6 +214,7 @@ fn sides(a: SidesArgs, env: &dyn Env) -> Result<Sides, UsageError> {
         broker: a.broker,
         base_url: a.base_url,
         store: a.store,
+        settle: a.settle,
         yes: a.yes,
         json: a.json,
     })

@@ -184,9 +184,10 @@ pub fn run(sides: &Sides, policy: &Policy, out: Option<&Path>) -> Result<ExitCod
         broker(&sides.broker, sides.base_url.as_deref(), &rt)?,
         store(&sides.store)?,
     );
-    let rec = Reconciler::new(b.broker.as_ref(), s.as_ref())
+    let mut rec = Reconciler::new(b.broker.as_ref(), s.as_ref())
         .with_options(sides.options.clone())
         .with_policy(policy.clone());
+    rec.settle = sides.settle;
     let now = Utc::now();
     let (report, plan) = rt.block_on(rec.plan(now)).map_err(other)?;
     if let Some(out) = out {
@@ -228,9 +229,10 @@ pub fn apply(plan_path: &Path, sides: &Sides) -> Result<ExitCode, CliError> {
         broker(&sides.broker, sides.base_url.as_deref(), &rt)?,
         store(&sides.store)?,
     );
-    let rec = Reconciler::new(b.broker.as_ref(), s.as_ref())
+    let mut rec = Reconciler::new(b.broker.as_ref(), s.as_ref())
         .with_options(sides.options.clone())
         .with_policy(plan.policy.clone());
+    rec.settle = sides.settle;
     let now = Utc::now();
     let report = rt.block_on(rec.diff(now)).map_err(other)?;
     confirm_and_apply(&rt, &rec, sides, &report, &plan)

@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod live;
 mod output;
+mod serve;
 mod sources;
 
 use args::Cli;
@@ -100,6 +101,7 @@ fn run(job: Job) -> Result<ExitCode, CliError> {
         Job::Import { file, store } => live::import(&file, &store),
         Job::Demo => demo::run(),
         Job::Unlock { account, store } => live::unlock(&account, &store),
+        Job::Sim(a) => serve::run(&a),
     }
 }
 

@@ -77,6 +77,8 @@ pub mod decimal;
 pub mod diff;
 pub mod executor;
 mod fasthash;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod memory;
 pub mod model;

@@ -5,6 +5,11 @@
 //!
 //! Each simulator keeps its own wire format; the kit asks it for the bodies of the errors it
 //! injects, so they are spelled as that broker spells them.
+//!
+//! A simulator in another process takes faults over HTTP: `POST /__sim/faults` with
+//! `{"method": "POST", "path_contains": "/orders", "after": 3, "fault": "delay", "seconds": 30}`
+//! (`fault` is one of `too_many_requests`, `server_error`, `delay`, `malformed`,
+//! `drop_connection`; `after` lets that many matching requests through first).
 
 pub mod sdk;
 
@@ -44,6 +49,8 @@ pub struct FaultRule {
     pub method: Option<String>,
     /// Only paths containing this, if set.
     pub path_contains: Option<String>,
+    /// How many matching requests pass untouched before the fault strikes.
+    pub after: usize,
     /// What happens.
     pub fault: Fault,
 }
@@ -54,8 +61,42 @@ impl FaultRule {
         Self {
             method: Some(method.to_owned()),
             path_contains: Some(path_contains.to_owned()),
+            after: 0,
             fault,
         }
+    }
+
+    /// Lets `n` matching requests through before striking.
+    #[must_use]
+    pub fn after(mut self, n: usize) -> Self {
+        self.after = n;
+        self
+    }
+
+    /// A rule from the admin endpoint's JSON.
+    fn from_json(v: &serde_json::Value) -> Result<Self, String> {
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let fault = match s("fault").as_deref() {
+            Some("too_many_requests") => Fault::TooManyRequests {
+                retry_after: n("seconds"),
+            },
+            Some("server_error") => Fault::ServerError,
+            Some("delay") => Fault::Delay(Duration::from_secs(n("seconds"))),
+            Some("malformed") => Fault::Malformed,
+            Some("drop_connection") => Fault::DropConnection,
+            other => return Err(format!("unknown fault {other:?}")),
+        };
+        Ok(Self {
+            method: s("method"),
+            path_contains: s("path_contains"),
+            after: usize::try_from(n("after")).unwrap_or(usize::MAX),
+            fault,
+        })
     }
 
     fn matches(&self, method: &str, path: &str) -> bool {
@@ -177,6 +218,22 @@ impl Kit {
         let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
             .await
             .unwrap_or_default();
+        if path == "/__sim/faults" && method == "POST" {
+            let rule = serde_json::from_slice(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|v| FaultRule::from_json(&v));
+            return match rule {
+                Ok(rule) => {
+                    self.fail_next(rule);
+                    plain(StatusCode::CREATED, &[], "{}".to_owned())
+                }
+                Err(e) => plain(
+                    StatusCode::BAD_REQUEST,
+                    &[],
+                    serde_json::json!({ "error": e }).to_string(),
+                ),
+            };
+        }
         let fault = {
             lock(&self.log).push(LoggedRequest {
                 method: method.clone(),
@@ -187,7 +244,14 @@ impl Kit {
             });
             let mut faults = lock(&self.faults);
             let i = faults.iter().position(|r| r.matches(&method, &path));
-            i.and_then(|i| faults.remove(i)).map(|r| r.fault)
+            match i {
+                Some(i) if faults[i].after > 0 => {
+                    faults[i].after -= 1;
+                    None
+                }
+                Some(i) => faults.remove(i).map(|r| r.fault),
+                None => None,
+            }
         };
         let req = Request::from_parts(parts, Body::from(bytes));
         match fault {

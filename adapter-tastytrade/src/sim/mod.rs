@@ -256,7 +256,20 @@ impl Sim {
 
     /// Moves the simulator's clock (access tokens expire by it).
     pub fn advance(&self, by: TimeDelta) {
-        lock(&self.world).now += by;
+        let mut s = lock(&self.world);
+        match &mut s.wall_clock {
+            Some(shift) => *shift += by,
+            None => s.now += by,
+        }
+        s.tick();
+    }
+
+    /// Makes the clock follow the wall clock from now on (a simulator other processes use for
+    /// real runs); by default it stands still where `start` set it.
+    pub fn follow_wall_clock(&self) {
+        let mut s = lock(&self.world);
+        s.wall_clock = Some(TimeDelta::zero());
+        s.tick();
     }
 
     /// Queues a fault for the next matching request.

@@ -271,6 +271,8 @@ pub struct State {
     confirms: Vec<Confirm>,
     /// While set, confirmations wait (to observe `Cancel Requested` and friends).
     pub hold_confirmations: bool,
+    /// When set, the clock follows the wall clock, shifted by this much.
+    pub wall_clock: Option<TimeDelta>,
 }
 
 const ORDER_TYPES: &[&str] = &[
@@ -343,11 +345,20 @@ impl State {
             positions: Vec::new(),
             confirms: Vec::new(),
             hold_confirmations: false,
+            wall_clock: None,
+        }
+    }
+
+    /// Moves the clock to the wall clock's time, when it follows it.
+    pub fn tick(&mut self) {
+        if let Some(shift) = self.wall_clock {
+            self.now = Utc::now() + shift;
         }
     }
 
     /// Applies the confirmations earlier requests asked for.
     pub fn confirm(&mut self) {
+        self.tick();
         if self.hold_confirmations {
             return;
         }

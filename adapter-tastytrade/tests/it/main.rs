@@ -4,6 +4,7 @@
 mod conformance;
 mod contract;
 mod faults;
+mod fuzz_corpus;
 mod parsing;
 mod sdk;
 mod secrets;

@@ -1,5 +1,6 @@
 //! The real `reconcile` binary, run on the shipped incident snapshots and on bad input.
 
+mod crash;
 mod store;
 mod tastytrade;
 
@@ -12,8 +13,13 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The `reconcile` binary under test.
+fn reconcile_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_reconcile")
+}
+
 fn reconcile(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_reconcile"))
+    Command::new(reconcile_bin())
         .args(args)
         .output()
         .expect("the binary runs")

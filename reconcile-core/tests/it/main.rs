@@ -3,5 +3,6 @@
 mod conformance;
 mod diff_rules;
 mod executor;
+mod fuzz_corpus;
 mod properties;
 mod seeds;
