@@ -130,7 +130,23 @@ pub fn order(o: &wire::Order) -> Result<Order, String> {
         legs,
         replaced_by: o.replacing_order_id.as_deref().map(Into::into),
         replaces: o.replaces_order_id.as_deref().map(Into::into),
+        oco_group: None,
+        filled_at: o.terminal_at.filter(|_| o.status == "Filled"),
+        filled_average_price: average_fill_price(o),
     })
+}
+
+/// The average price of an order's fills, per unit of its size (`None` with no fills).
+fn average_fill_price(o: &wire::Order) -> Option<Decimal> {
+    let fills: Vec<&wire::Fill> = o.legs.iter().flat_map(|l| &l.fills).collect();
+    let quantity: Decimal = fills.iter().map(|f| f.quantity).sum();
+    if quantity.is_zero() {
+        return None;
+    }
+    let value = fills.iter().try_fold(Decimal::ZERO, |acc, f| {
+        acc.checked_add(f.fill_price.checked_mul(f.quantity)?)
+    })?;
+    value.checked_div(quantity)
 }
 
 /// A wire position as a signed holding.
@@ -192,6 +208,7 @@ pub fn new_order(o: &PlaceOrder) -> wire::NewOrder {
                 action: action(l.side).to_owned(),
                 quantity: l.quantity,
                 remaining_quantity: None,
+                fills: Vec::new(),
             })
             .collect(),
         advanced_instructions: Some(wire::AdvancedInstructions {

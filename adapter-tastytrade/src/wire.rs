@@ -160,6 +160,28 @@ pub struct Leg {
         skip_serializing_if = "Option::is_none"
     )]
     pub remaining_quantity: Option<Decimal>,
+    /// Its fills.
+    #[serde(default, skip_serializing, deserialize_with = "null_as_empty")]
+    pub fills: Vec<Fill>,
+}
+
+/// One fill of a leg.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Fill {
+    /// How much filled.
+    #[serde(with = "decimal::string")]
+    pub quantity: Decimal,
+    /// At what price.
+    #[serde(with = "decimal::string")]
+    pub fill_price: Decimal,
+    /// When.
+    #[serde(default, deserialize_with = "iso")]
+    pub filled_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// An order.
@@ -197,6 +219,9 @@ pub struct Order {
     /// When it was received.
     #[serde(default, deserialize_with = "iso")]
     pub received_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it finished.
+    #[serde(default, deserialize_with = "iso", skip_serializing)]
+    pub terminal_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Epoch ms.
     #[serde(default, deserialize_with = "epoch_or_iso")]
     pub updated_at: Option<chrono::DateTime<chrono::Utc>>,

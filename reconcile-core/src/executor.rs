@@ -248,6 +248,7 @@ impl Executor<'_> {
             position_id: position_id.clone(),
             target_key: target_key.clone(),
             created_at: self.options.now,
+            oco_with: None,
         }
     }
 
@@ -330,13 +331,26 @@ impl Executor<'_> {
                     state: PositionState::Open,
                 }],
             ),
-            Action::CloseLocal { position_id } => Step::applied(
-                "closed: flat at the broker",
-                vec![LocalChange::SetPositionState {
+            Action::CloseLocal {
+                position_id,
+                closing,
+            } => {
+                let mut changes = vec![LocalChange::SetPositionState {
                     position_id: position_id.clone(),
                     state: PositionState::Closed,
-                }],
-            ),
+                }];
+                let detail = match closing {
+                    Some(c) => {
+                        changes.push(LocalChange::RecordClosing {
+                            position_id: position_id.clone(),
+                            closing: c.clone(),
+                        });
+                        format!("closed: flat at the broker, by order {}", c.order_id)
+                    }
+                    None => "closed: flat at the broker".to_owned(),
+                };
+                Step::applied(detail, changes)
+            }
             Action::DropIntent { client_order_id } => Step::applied(
                 "dropped: no order came",
                 vec![LocalChange::DropIntent {
@@ -391,6 +405,18 @@ impl Executor<'_> {
                     self.broker.replace(&original, &changes).await
                 })
                 .await
+            }
+            Action::PlaceOco {
+                position_id,
+                take_profit,
+                take_profit_spec,
+                stop_loss,
+                stop_loss_spec,
+            } => {
+                let mut intent = self.intent(n, position_id, take_profit);
+                intent.oco_with = Some(stop_loss.clone());
+                self.place_oco(n, intent, take_profit_spec, stop_loss_spec)
+                    .await
             }
             Action::PlaceTarget {
                 position_id,
@@ -539,6 +565,105 @@ impl Executor<'_> {
                     },
                 ],
             ),
+        }
+    }
+}
+
+impl Executor<'_> {
+    /// An OCO placement, journaled as one intent for the take profit that names its sibling
+    /// target: then the broker call, then both links. A lost answer is resolved by looking up
+    /// the take profit's client order id and its group.
+    async fn place_oco(
+        &self,
+        n: usize,
+        intent: Intent,
+        take_profit: &OrderSpec,
+        stop_loss: &OrderSpec,
+    ) -> Step {
+        let Some(stop_key) = intent.oco_with.clone() else {
+            return Step::only(Outcome::Failed, "an OCO intent without its stop");
+        };
+        self.broker.ready(Call::PlaceOco).await;
+        let cid = intent.client_order_id.clone();
+        let put = ChangeBatch {
+            changes: vec![LocalChange::PutIntent {
+                intent: intent.clone(),
+            }],
+            audit: vec![self.started(n, format!("placing an OCO order {cid}"))],
+        };
+        if let Err(e) = self.store.apply(&put).await {
+            return Step::only(Outcome::Failed, format!("writing the intent failed: {e}"));
+        }
+        let account = &take_profit.account;
+        let link = |key: &crate::TargetKey, o: &Order| LocalChange::LinkTarget {
+            position_id: intent.position_id.clone(),
+            target_key: key.clone(),
+            order_id: o.id.clone(),
+            client_order_id: o.client_order_id.clone(),
+            placed_at: Some(self.options.now),
+        };
+        let linked = |tp: &Order, sl: &Order, how: &str| {
+            Step::applied(
+                format!("{how} OCO order {} / {} ({cid})", tp.id, sl.id),
+                vec![
+                    link(&intent.target_key, tp),
+                    link(&stop_key, sl),
+                    LocalChange::DropIntent {
+                        client_order_id: cid.clone(),
+                    },
+                ],
+            )
+        };
+        let tp_order = place_order(take_profit, cid.clone());
+        let sl_order = place_order(stop_loss, cid.clone());
+        match self.broker.place_oco(&tp_order, &sl_order).await {
+            Ok(o) => linked(&o.take_profit, &o.stop_loss, "sent"),
+            Err(e) if e.is_uncertain() => {
+                match self
+                    .broker
+                    .find_group_by_client_order_id(account, &cid)
+                    .await
+                {
+                    Ok(group) => match group.as_slice() {
+                        [tp, sl, ..] => linked(tp, sl, "found after a lost answer:"),
+                        [] => Step::only(
+                            Outcome::Uncertain,
+                            format!("{e}; no order carries {cid} yet; the intent is kept"),
+                        ),
+                        [tp] => Step::new(
+                            Outcome::Uncertain,
+                            format!(
+                                "{e}; found {} for {cid} but not its stop; the intent is kept",
+                                tp.id
+                            ),
+                            vec![link(&intent.target_key, tp)],
+                        ),
+                    },
+                    Err(e2) => Step::only(
+                        Outcome::Uncertain,
+                        format!("{e}; looking {cid} up failed too: {e2}"),
+                    ),
+                }
+            }
+            Err(e) => {
+                let error = |key: &crate::TargetKey| LocalChange::RecordTargetError {
+                    position_id: intent.position_id.clone(),
+                    target_key: key.clone(),
+                    error: e.to_string(),
+                    at: self.options.now,
+                };
+                Step::new(
+                    Outcome::Failed,
+                    e.to_string(),
+                    vec![
+                        LocalChange::DropIntent {
+                            client_order_id: cid.clone(),
+                        },
+                        error(&intent.target_key),
+                        error(&stop_key),
+                    ],
+                )
+            }
         }
     }
 }

@@ -100,14 +100,14 @@ pub use diff::{DiffError, DiffOptions, diff};
 pub use executor::{ActionResult, ApplyOptions, ApplyReport, execute};
 pub use ids::{AccountId, ClientOrderId, OrderId, PositionId, RunId, TargetKey};
 pub use model::{
-    BrokerPosition, Intent, Order, OrderLeg, OrderStatus, OrderType, Position, PositionLeg,
+    BrokerPosition, Fill, Intent, Order, OrderLeg, OrderStatus, OrderType, Position, PositionLeg,
     PositionState, ProfitTarget, Side, TargetLeg, TargetStatus, TimeInForce,
 };
 pub use plan::{Action, ActionKind, Plan, PlannedAction, Policy, plan};
 pub use ports::{
     AuditRecord, Broker, BrokerError, Call, CancelOutcome, ChangeBatch, LocalChange, LockAttempt,
-    LockHolder, Outcome, Page, PageToken, PlaceOrder, ReplaceOrder, RunLock, Store, StoreError,
-    Unlock,
+    LockHolder, OcoOrders, Outcome, Page, PageToken, PlaceOrder, ReplaceOrder, RunLock, Store,
+    StoreError, Unlock,
 };
 pub use reconciler::{Reconciler, RunError, read_broker};
 pub use report::Report;

@@ -189,6 +189,21 @@ pub struct Order {
     /// For a replacement, the id of the order it replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<OrderId>,
+    /// An extension of snapshot v1: the group (bracket, OCO, OTO) the order belongs to, as the
+    /// id of the group's parent order. The exits of one OCO group exclude each other: when one
+    /// fills, the broker cancels the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oco_group: Option<OrderId>,
+    /// An extension of snapshot v1: when it filled, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filled_at: Option<DateTime<Utc>>,
+    /// An extension of snapshot v1: its average fill price, if it filled.
+    #[serde(
+        with = "decimal::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub filled_average_price: Option<Decimal>,
 }
 
 /// A holding as the broker reports it.
@@ -355,6 +370,26 @@ pub struct Position {
     /// Protective orders it should have.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub targets: Vec<ProfitTarget>,
+    /// An extension of snapshot v1: the broker order that opened it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_order_id: Option<OrderId>,
+    /// An extension of snapshot v1: how it closed, when it closed and the broker's closing fill
+    /// is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closing: Option<Fill>,
+}
+
+/// A broker fill, as local records keep it: the order, when, at what average price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fill {
+    /// The broker order.
+    pub order_id: OrderId,
+    /// When it filled.
+    #[serde(default)]
+    pub filled_at: Option<DateTime<Utc>>,
+    /// Its average fill price.
+    #[serde(with = "decimal::option", default)]
+    pub price: Option<Decimal>,
 }
 
 /// A record written before an order is sent, keyed by the client order id the order carries.
@@ -368,4 +403,9 @@ pub struct Intent {
     pub target_key: TargetKey,
     /// When the intent was written.
     pub created_at: DateTime<Utc>,
+    /// An extension of snapshot v1: for an OCO placement, the target whose order is the other
+    /// exit of the group (the order carrying this client order id is the group's parent; the
+    /// other exit is its sibling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oco_with: Option<TargetKey>,
 }

@@ -134,6 +134,13 @@ impl<'a> Reconciler<'a> {
         }
     }
 
+    /// The policy as this broker can carry it out: OCO exits only where the broker takes them.
+    fn effective(&self, policy: &Policy) -> Policy {
+        let mut p = policy.clone();
+        p.oco &= self.broker.supports_oco();
+        p
+    }
+
     /// Reads both sides as of `now`.
     ///
     /// # Errors
@@ -186,7 +193,7 @@ impl<'a> Reconciler<'a> {
     /// [`RunError`] if a read or the diff fails.
     pub async fn plan(&self, now: DateTime<Utc>) -> Result<(Report, Plan), RunError> {
         let (local, broker, report) = self.read_and_diff(now).await?;
-        let mut p = plan(&report, &self.policy);
+        let mut p = plan(&report, &self.effective(&self.policy));
         p.fingerprint =
             Some(crate::fingerprint(&local, &broker).map_err(|e| RunError::Json(e.to_string()))?);
         Ok((report, p))
@@ -249,7 +256,7 @@ impl<'a> Reconciler<'a> {
             self.heal(options).await?
         };
         let (_, _, report) = self.read_and_diff(options.now).await?;
-        let fresh = plan(&report, &approved.policy);
+        let fresh = plan(&report, &self.effective(&approved.policy));
         let mut stale = Vec::new();
         let mut to_run = Vec::new();
         for a in &approved.actions {
@@ -260,18 +267,18 @@ impl<'a> Reconciler<'a> {
             }
         }
         for f in &fresh.actions {
-            if let Action::PlaceTarget {
-                position_id,
-                target_key,
-                ..
-            } = &f.action
-            {
-                let dead_runs_own = healing
-                    .absent
-                    .contains(&(position_id.clone(), target_key.clone()));
-                if dead_runs_own && !to_run.iter().any(|r| r.key == f.key) {
-                    to_run.push(f.clone());
-                }
+            let absent = |k: &TargetKey| healing.absent.contains(&(f.position(), k.clone()));
+            let dead_runs_own = match &f.action {
+                Action::PlaceTarget { target_key, .. } => absent(target_key),
+                Action::PlaceOco {
+                    take_profit,
+                    stop_loss,
+                    ..
+                } => absent(take_profit) && absent(stop_loss),
+                _ => false,
+            };
+            if dead_runs_own && !to_run.iter().any(|r| r.key == f.key) {
+                to_run.push(f.clone());
             }
         }
         let run = Plan {
@@ -394,14 +401,20 @@ impl<'a> Reconciler<'a> {
             ),
             Ok(None) => {
                 healing.resolved.insert(cid.clone());
-                healing
-                    .absent
-                    .insert((intent.position_id.clone(), intent.target_key.clone()));
+                for key in std::iter::once(&intent.target_key).chain(&intent.oco_with) {
+                    healing
+                        .absent
+                        .insert((intent.position_id.clone(), key.clone()));
+                }
                 (
                     Outcome::Applied,
                     format!("no order carries {cid}: the intent is dropped"),
                     vec![drop],
                 )
+            }
+            Ok(Some(o)) if intent.oco_with.is_some() => {
+                healing.resolved.insert(cid.clone());
+                self.heal_oco(p, intent, o, referenced).await
             }
             Ok(Some(o)) => {
                 healing.resolved.insert(cid.clone());
@@ -439,6 +452,70 @@ impl<'a> Reconciler<'a> {
                 }
             }
         }
+    }
+}
+
+impl Reconciler<'_> {
+    /// Heals an OCO intent whose order was found: both targets are linked to their exits when
+    /// both are found and free; a group the lookup cannot see whole is left uncertain.
+    async fn heal_oco(
+        &self,
+        p: &crate::model::Position,
+        intent: &Intent,
+        found: crate::model::Order,
+        referenced: &BTreeSet<&crate::ids::OrderId>,
+    ) -> (Outcome, String, Vec<LocalChange>) {
+        let cid = &intent.client_order_id;
+        let drop = LocalChange::DropIntent {
+            client_order_id: cid.clone(),
+        };
+        if referenced.contains(&found.id) {
+            return (
+                Outcome::Applied,
+                format!(
+                    "order {} carries {cid} and is referenced already: the intent is spent",
+                    found.id
+                ),
+                vec![drop],
+            );
+        }
+        let group = match self
+            .broker
+            .find_group_by_client_order_id(&p.account, cid)
+            .await
+        {
+            Ok(g) => g,
+            Err(e) => {
+                return (
+                    Outcome::Uncertain,
+                    format!("looking {cid}'s group up failed: {e}; the intent is kept"),
+                    Vec::new(),
+                );
+            }
+        };
+        let (Some(tp), Some(sl), Some(sl_key)) = (group.first(), group.get(1), &intent.oco_with)
+        else {
+            return (
+                Outcome::Uncertain,
+                format!(
+                    "order {} carries {cid} but its stop is not to be seen; the intent is kept",
+                    found.id
+                ),
+                Vec::new(),
+            );
+        };
+        let link = |key: &TargetKey, o: &crate::model::Order| LocalChange::LinkTarget {
+            position_id: intent.position_id.clone(),
+            target_key: key.clone(),
+            order_id: o.id.clone(),
+            client_order_id: o.client_order_id.clone(),
+            placed_at: Some(intent.created_at),
+        };
+        (
+            Outcome::Applied,
+            format!("OCO order {} / {} carries {cid}: linked", tp.id, sl.id),
+            vec![link(&intent.target_key, tp), link(sl_key, sl), drop],
+        )
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::decimal;
 use crate::ids::{AccountId, ClientOrderId, OrderId, PositionId, TargetKey};
-use crate::model::{OrderStatus, TargetLeg};
+use crate::model::{Fill, OrderStatus, TargetLeg};
 use crate::symbol::Symbol;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -305,6 +305,9 @@ pub struct UntrackedHolding {
     /// The broker's average open price, if given.
     #[serde(with = "decimal::option", default)]
     pub average_price: Option<Decimal>,
+    /// The filled order that opened it, if history shows one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<Fill>,
 }
 
 /// An open local position whose legs are all flat at the broker.
@@ -317,6 +320,9 @@ pub struct StalePosition {
     /// Working orders its targets reference; they protect nothing now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub working_orders: Vec<OrderId>,
+    /// The filled order that closed it, if history shows one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closing: Option<Fill>,
 }
 
 /// Expected and held quantities that differ.

@@ -20,6 +20,8 @@ fn position(id: String) -> Position {
         entry_price: None,
         legs: Vec::new(),
         targets: vec![reconcile_core::ProfitTarget::unplaced("take_profit")],
+        entry_order_id: None,
+        closing: None,
     }
 }
 

@@ -315,7 +315,8 @@ impl SqliteStore {
         {
             let mut q = tx
                 .prepare_cached(&format!(
-                    "SELECT p.id, p.account, p.underlying, p.state, p.opened_at, p.entry_price
+                    "SELECT p.id, p.account, p.underlying, p.state, p.opened_at, p.entry_price,
+                            p.entry_order_id, p.closing_order_id, p.closing_filled_at, p.closing_price
                      FROM positions p WHERE {SCOPE} ORDER BY p.id"
                 ))
                 .map_err(|e| fail("reading positions", e))?;
@@ -335,6 +336,17 @@ impl SqliteStore {
                     entry_price: parse_opt_dec(r.get(5).map_err(row)?, || at("entry_price"))?,
                     legs: Vec::new(),
                     targets: Vec::new(),
+                    entry_order_id: r.get::<_, Option<String>>(6).map_err(row)?.map(Into::into),
+                    closing: match r.get::<_, Option<String>>(7).map_err(row)? {
+                        None => None,
+                        Some(order_id) => Some(reconcile_core::Fill {
+                            order_id: order_id.into(),
+                            filled_at: parse_opt_time(r.get(8).map_err(row)?, || {
+                                at("closing_filled_at")
+                            })?,
+                            price: parse_opt_dec(r.get(9).map_err(row)?, || at("closing_price"))?,
+                        }),
+                    },
                 };
                 index.insert(id, snapshot.positions.len());
                 snapshot.positions.push(p);
@@ -435,7 +447,7 @@ impl SqliteStore {
             let mut q = tx
                 .prepare_cached(
                     "SELECT i.client_order_id, i.position_id, i.target_key, i.created_at,
-                            p.account, p.underlying, p.state
+                            p.account, p.underlying, p.state, i.oco_with
                      FROM intents i LEFT JOIN positions p ON p.id = i.position_id
                      ORDER BY i.client_order_id",
                 )
@@ -467,6 +479,7 @@ impl SqliteStore {
                         format!("intents[client_order_id={cid}].created_at")
                     })?,
                     client_order_id: cid.into(),
+                    oco_with: r.get::<_, Option<String>>(7).map_err(row)?.map(Into::into),
                 });
             }
         }
@@ -602,12 +615,31 @@ fn apply_change(tx: &rusqlite::Transaction<'_>, change: &LocalChange) -> Result<
                 return Err(missing(format!("position {position_id}")));
             }
         }
+        LocalChange::RecordClosing {
+            position_id,
+            closing: c,
+        } => {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE positions SET closing_order_id = ?2, closing_filled_at = ?3, closing_price = ?4
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    position_id.as_str(),
+                    c.order_id.as_str(),
+                    c.filled_at.map(time),
+                    c.price.map(|d| d.to_string())
+                ])?;
+            if n == 0 {
+                return Err(missing(format!("position {position_id}")));
+            }
+        }
         LocalChange::InsertPosition { position: p } => insert_position(tx, p)?,
         LocalChange::PutIntent { intent: i } => {
             tx.prepare_cached(
-                "INSERT OR IGNORE INTO intents (client_order_id, position_id, target_key, created_at) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR IGNORE INTO intents (client_order_id, position_id, target_key, created_at, oco_with) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![i.client_order_id.as_str(), i.position_id.as_str(), i.target_key.as_str(), time(i.created_at)])?;
+            .execute(params![i.client_order_id.as_str(), i.position_id.as_str(), i.target_key.as_str(), time(i.created_at), i.oco_with.as_ref().map(|k| k.as_str())])?;
         }
         LocalChange::DropIntent { client_order_id } => {
             tx.prepare_cached("DELETE FROM intents WHERE client_order_id = ?1")?
@@ -620,8 +652,9 @@ fn apply_change(tx: &rusqlite::Transaction<'_>, change: &LocalChange) -> Result<
 fn insert_position(tx: &rusqlite::Transaction<'_>, p: &Position) -> Result<(), TxError> {
     let inserted = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO positions (id, account, underlying, state, opened_at, entry_price)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR IGNORE INTO positions (id, account, underlying, state, opened_at, entry_price,
+                 entry_order_id, closing_order_id, closing_filled_at, closing_price)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?
         .execute(params![
             p.id.as_str(),
@@ -629,7 +662,11 @@ fn insert_position(tx: &rusqlite::Transaction<'_>, p: &Position) -> Result<(), T
             p.underlying,
             state(p.state),
             p.opened_at.map(time),
-            p.entry_price.map(|d| d.to_string())
+            p.entry_price.map(|d| d.to_string()),
+            p.entry_order_id.as_ref().map(|o| o.as_str()),
+            p.closing.as_ref().map(|c| c.order_id.as_str()),
+            p.closing.as_ref().and_then(|c| c.filled_at).map(time),
+            p.closing.as_ref().and_then(|c| c.price).map(|d| d.to_string())
         ])?;
     if inserted == 0 {
         return Ok(());

@@ -84,6 +84,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r"
     DROP TABLE run_locks;
     ",
+    // 3: the fills that opened and closed a position, and the sibling target of an OCO intent.
+    r"
+    ALTER TABLE positions ADD COLUMN entry_order_id TEXT;
+    ALTER TABLE positions ADD COLUMN closing_order_id TEXT;
+    ALTER TABLE positions ADD COLUMN closing_filled_at TEXT;
+    ALTER TABLE positions ADD COLUMN closing_price TEXT;
+    ALTER TABLE intents ADD COLUMN oco_with TEXT;
+    ",
 ];
 
 /// The schema version this code writes.

@@ -37,7 +37,7 @@ fn request(call: Call) -> (&'static str, &'static str) {
         Call::Positions => ("GET", "/positions"),
         Call::Order => ("GET", "/orders/"),
         Call::Cancel => ("DELETE", "/orders/"),
-        Call::Place => ("POST", "/orders"),
+        Call::Place | Call::PlaceOco => ("POST", "/orders"),
         Call::Replace => ("PUT", "/orders/"),
     }
 }

@@ -34,6 +34,10 @@ macro_rules! decorate_broker {
                 self.inner.supports_client_order_id()
             }
 
+            fn supports_oco(&self) -> bool {
+                self.inner.supports_oco()
+            }
+
             async fn ready(&self, call: $crate::ports::Call) {
                 self.before(call).await;
                 self.inner.ready(call).await;
@@ -127,6 +131,17 @@ macro_rules! decorate_broker {
             ) -> Result<$crate::model::Order, $crate::ports::BrokerError> {
                 self.around($crate::ports::Call::Replace, || {
                     self.inner.replace(original, changes)
+                })
+                .await
+            }
+
+            async fn place_oco(
+                &self,
+                take_profit: &$crate::ports::PlaceOrder,
+                stop_loss: &$crate::ports::PlaceOrder,
+            ) -> Result<$crate::ports::OcoOrders, $crate::ports::BrokerError> {
+                self.around($crate::ports::Call::PlaceOco, || {
+                    self.inner.place_oco(take_profit, stop_loss)
                 })
                 .await
             }

@@ -28,7 +28,15 @@ impl<B: crate::ports::Broker> ReadOnly<B> {
         Fut: Future<Output = Result<T, BrokerError>> + Send,
         T: Send,
     {
-        if matches!(call, Call::Cancel | Call::Place | Call::Replace) {
+        if !matches!(
+            call,
+            Call::Accounts
+                | Call::WorkingOrders
+                | Call::OrderHistory
+                | Call::Positions
+                | Call::Order
+                | Call::FindByClientOrderId
+        ) {
             return Err(BrokerError::Unsupported {
                 broker: self.source.clone(),
                 what: format!("{call} (read-only)"),

@@ -5,7 +5,9 @@
 //! 1. [`by_replacement`] (an extension): the working end of a referenced order's replacement
 //!    chain belongs to that order's target.
 //! 2. [`by_client_order_id`]: an order whose client order id equals an intent's (or an unplaced
-//!    target's own `client_order_id`) belongs to that intent's target, `via: client_order_id`.
+//!    target's own `client_order_id`) belongs to that intent's target, `via: client_order_id`;
+//!    for an OCO intent (an extension), the other exit of that order's group belongs to the
+//!    intent's `oco_with` target the same way.
 //! 3. [`by_legs`]: an order whose legs equal, as a multiset of (symbol, side, quantity) in the
 //!    same account, the expected legs of exactly one unplaced target of an open position — a
 //!    target that no other order fits — belongs to it, `via: legs`. Ambiguous fits stay
@@ -155,21 +157,30 @@ fn by_client_order_id<'a>(
             target: ti as u32,
         })
     };
-    let mut by_cid: FxMap<&str, (Slot, Option<&'a ClientOrderId>)> = FxMap::default();
+    type ByCid<'a> = FxMap<&'a str, (Slot, Option<&'a ClientOrderId>, Option<Slot>)>;
+    let mut by_cid: ByCid<'a> = FxMap::default();
     for i in &ix.intents {
         if let Some(slot) = slot_of(i.position_id.as_str(), i.target_key.as_str()) {
-            by_cid
-                .entry(i.client_order_id.as_str())
-                .or_insert((slot, Some(&i.client_order_id)));
+            let sibling = i
+                .oco_with
+                .as_ref()
+                .and_then(|k| slot_of(i.position_id.as_str(), k.as_str()));
+            by_cid.entry(i.client_order_id.as_str()).or_insert((
+                slot,
+                Some(&i.client_order_id),
+                sibling,
+            ));
         }
     }
     for &slot in &ix.unplaced {
         if let Some(c) = &ix.at(slot).1.client_order_id {
-            by_cid.entry(c.as_str()).or_insert((slot, None));
+            by_cid.entry(c.as_str()).or_insert((slot, None, None));
         }
     }
     let mut taken: FxSet<Slot> = FxSet::default();
+    let mut claimed_orders: FxSet<usize> = FxSet::default();
     let mut out = Vec::new();
+    let mut siblings = Vec::new();
     for &k in oldest_first {
         if claims.by_order[k].is_some() {
             continue;
@@ -177,12 +188,39 @@ fn by_client_order_id<'a>(
         let Some(cid) = &ix.loose[k].client_order_id else {
             continue;
         };
-        if let Some(&(slot, intent)) = by_cid.get(cid.as_str())
+        if let Some(&(slot, intent, sibling)) = by_cid.get(cid.as_str())
             && !claims.slots.contains(&slot)
             && taken.insert(slot)
         {
+            claimed_orders.insert(k);
             out.push((
                 k,
+                Claim {
+                    slot,
+                    via: AdoptVia::ClientOrderId,
+                    intent,
+                },
+            ));
+            if let (Some(s), Some(group)) = (sibling, &ix.loose[k].oco_group) {
+                siblings.push((k, group, s, intent));
+            }
+        }
+    }
+    // The other exit of an OCO intent's group belongs to the intent's `oco_with` target.
+    for (parent, group, slot, intent) in siblings {
+        let other = ix.loose.iter().enumerate().position(|(j, o)| {
+            j != parent
+                && o.oco_group.as_ref() == Some(group)
+                && claims.by_order[j].is_none()
+                && !claimed_orders.contains(&j)
+        });
+        if let Some(j) = other
+            && !claims.slots.contains(&slot)
+            && taken.insert(slot)
+        {
+            claimed_orders.insert(j);
+            out.push((
+                j,
                 Claim {
                     slot,
                     via: AdoptVia::ClientOrderId,

@@ -8,12 +8,16 @@
 //!    its legs join `expected`.
 //! 3. [`leftovers`]: then each symbol with expected 0 and held ≠ 0 is an **untracked holding**
 //!    (quantity = held); any other symbol with expected ≠ held is a **quantity mismatch**.
+//!
+//! An extension: a stale position and an untracked holding carry the fill that explains them,
+//! when the broker's history shows it ([`Fills`]): the last filled order that closed every leg of
+//! the position, or that opened the holding.
 
 use super::DiffError;
 use super::index::{HoldKey, Index, Slot, order_spec, referenced_id};
 use crate::fasthash::{FxMap, FxSet};
 use crate::ids::{AccountId, OrderId};
-use crate::model::PositionState;
+use crate::model::{Fill, Order, OrderStatus, Position, PositionState, Side};
 use crate::report::{Missing, PendingFilled, QuantityMismatch, StalePosition, UntrackedHolding};
 use crate::symbol::Symbol;
 use rust_decimal::Decimal;
@@ -51,9 +55,10 @@ pub(super) fn judge(ix: &Index<'_>, adopted: &FxSet<Slot>) -> Result<Option<Hold
             }
         }
     }
-    let stale_positions = stale_positions(ix, held, &mut expected)?;
+    let fills = Fills::of(ix);
+    let stale_positions = stale_positions(ix, held, &fills, &mut expected)?;
     let pending_filled = pending_filled(ix, held, adopted, &mut expected)?;
-    let (untracked, mismatches) = leftovers(ix, held, &expected);
+    let (untracked, mismatches) = leftovers(ix, held, &fills, &expected);
     Ok(Some(Holdings {
         stale_positions,
         pending_filled,
@@ -66,11 +71,88 @@ fn held_of(held: &Quantities<'_>, account: &AccountId, symbol: &Symbol) -> Decim
     held.get(&(account, symbol)).copied().unwrap_or_default()
 }
 
+/// Filled orders of the broker's history, by (account, symbol) of each leg, latest fill first.
+struct Fills<'a> {
+    by_symbol: FxMap<HoldKey<'a>, Vec<&'a Order>>,
+}
+
+impl<'a> Fills<'a> {
+    fn of(ix: &Index<'a>) -> Self {
+        let mut by_symbol: FxMap<HoldKey<'a>, Vec<&'a Order>> = FxMap::default();
+        for o in &ix.broker.orders {
+            if o.status != OrderStatus::Filled {
+                continue;
+            }
+            for l in &o.legs {
+                by_symbol
+                    .entry((&o.account, &l.symbol))
+                    .or_default()
+                    .push(o);
+            }
+        }
+        for orders in by_symbol.values_mut() {
+            orders.sort_by(|a, b| {
+                (b.filled_at.or(b.updated_at), &b.id).cmp(&(a.filled_at.or(a.updated_at), &a.id))
+            });
+        }
+        Self { by_symbol }
+    }
+
+    fn fill(o: &Order) -> Fill {
+        Fill {
+            order_id: o.id.clone(),
+            filled_at: o.filled_at.or(o.updated_at),
+            price: o.filled_average_price,
+        }
+    }
+
+    /// The last filled order that opened `quantity` (signed) of `symbol`.
+    fn opening(
+        &self,
+        account: &'a AccountId,
+        symbol: &'a Symbol,
+        quantity: Decimal,
+    ) -> Option<Fill> {
+        let long = quantity > Decimal::ZERO;
+        self.by_symbol
+            .get(&(account, symbol))?
+            .iter()
+            .find_map(|o| {
+                let opens = o.legs.iter().any(|l| {
+                    &l.symbol == symbol
+                        && match l.side {
+                            Side::Buy | Side::BuyToOpen => long,
+                            Side::Sell | Side::SellToOpen => !long,
+                            _ => false,
+                        }
+                });
+                opens.then(|| Self::fill(o))
+            })
+    }
+
+    /// The last filled order that reduced every leg of `p`.
+    fn closing(&self, p: &'a Position) -> Option<Fill> {
+        let first = p.legs.first()?;
+        self.by_symbol
+            .get(&(&p.account, &first.symbol))?
+            .iter()
+            .find(|o| {
+                p.legs.iter().all(|pl| {
+                    o.legs.iter().any(|ol| {
+                        ol.symbol == pl.symbol && ol.side.is_buy() == pl.quantity.is_sign_negative()
+                    })
+                })
+            })
+            .map(|o| Self::fill(o))
+    }
+}
+
 /// Rule 1: open positions flat at the broker, with the working orders their targets still
 /// reference (they protect nothing now). Their legs leave `expected`.
 fn stale_positions<'a>(
     ix: &Index<'a>,
     held: &Quantities<'a>,
+    fills: &Fills<'a>,
     expected: &mut Quantities<'a>,
 ) -> Result<Vec<StalePosition>, DiffError> {
     let mut out = Vec::new();
@@ -108,6 +190,7 @@ fn stale_positions<'a>(
             position_id: p.id.clone(),
             account: p.account.clone(),
             working_orders,
+            closing: fills.closing(p),
         });
     }
     Ok(out)
@@ -179,6 +262,7 @@ fn pending_filled<'a>(
 fn leftovers<'a>(
     ix: &Index<'a>,
     held: &Quantities<'a>,
+    fills: &Fills<'a>,
     expected: &Quantities<'a>,
 ) -> (Vec<UntrackedHolding>, Vec<QuantityMismatch>) {
     let mut keys: Vec<HoldKey<'a>> = expected.keys().chain(held.keys()).copied().collect();
@@ -209,6 +293,7 @@ fn leftovers<'a>(
                 quantity: h,
                 underlying: underlying.to_owned(),
                 average_price,
+                entry: fills.opening(k.0, k.1, h),
             });
         } else if e != h {
             mismatches.push(QuantityMismatch {

@@ -5,7 +5,9 @@
 use super::lock;
 use crate::ids::{AccountId, ClientOrderId, OrderId};
 use crate::model::{BrokerPosition, Order, OrderLeg, OrderStatus, Side};
-use crate::ports::{Broker, BrokerError, CancelOutcome, Page, PageToken, PlaceOrder, ReplaceOrder};
+use crate::ports::{
+    Broker, BrokerError, CancelOutcome, OcoOrders, Page, PageToken, PlaceOrder, ReplaceOrder,
+};
 use crate::snapshot::BrokerSnapshot;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -172,7 +174,8 @@ impl InMemoryBroker {
         lock(&self.state).placed.clone()
     }
 
-    /// Fills an order completely, as the market would.
+    /// Fills an order completely, as the market would; the other orders of its OCO group are
+    /// cancelled.
     pub fn fill(&self, id: &OrderId) {
         let mut s = lock(&self.state);
         let now = s.now;
@@ -180,10 +183,13 @@ impl InMemoryBroker {
             o.status = OrderStatus::Filled;
             o.raw_status = Some("filled".to_owned());
             o.updated_at = now;
+            o.filled_at = now;
+            o.filled_average_price = o.limit_price.or(o.stop_price);
             for l in &mut o.legs {
                 l.filled_quantity = l.quantity;
             }
         }
+        cancel_group(&mut s, id);
     }
 
     /// Cancels an order "by hand", outside any reconcile run.
@@ -191,6 +197,21 @@ impl InMemoryBroker {
         let mut s = lock(&self.state);
         let now = s.now;
         if let Some(o) = s.orders.get_mut(id) {
+            o.status = OrderStatus::Cancelled;
+            o.raw_status = Some("cancelled".to_owned());
+            o.updated_at = now;
+        }
+    }
+}
+
+/// Cancels the still-working orders that share `id`'s OCO group.
+fn cancel_group(s: &mut State, id: &OrderId) {
+    let now = s.now;
+    let Some(group) = s.orders.get(id).and_then(|o| o.oco_group.clone()) else {
+        return;
+    };
+    for o in s.orders.values_mut() {
+        if o.oco_group.as_ref() == Some(&group) && &o.id != id && o.status.is_working() {
             o.status = OrderStatus::Cancelled;
             o.raw_status = Some("cancelled".to_owned());
             o.updated_at = now;
@@ -303,18 +324,30 @@ impl Broker for InMemoryBroker {
         client_order_id: &ClientOrderId,
         _page: Option<PageToken>,
     ) -> Result<Page<Order>, BrokerError> {
+        // The order carrying the id, and the other orders of its group (as a nested answer
+        // would show them).
         let s = lock(&self.state);
-        Ok(Page::last(
-            s.orders
-                .values()
-                .filter(|o| {
-                    &o.account == account && o.client_order_id.as_ref() == Some(client_order_id)
-                })
-                .max_by(|a, b| a.submitted_at.cmp(&b.submitted_at))
-                .cloned()
-                .into_iter()
-                .collect(),
-        ))
+        let carrier = s
+            .orders
+            .values()
+            .filter(|o| {
+                &o.account == account && o.client_order_id.as_ref() == Some(client_order_id)
+            })
+            .max_by(|a, b| a.submitted_at.cmp(&b.submitted_at))
+            .cloned();
+        let mut items: Vec<Order> = carrier.iter().cloned().collect();
+        if let Some(g) = carrier.as_ref().and_then(|c| c.oco_group.clone()) {
+            items.extend(
+                s.orders
+                    .values()
+                    .filter(|o| {
+                        o.oco_group.as_ref() == Some(&g)
+                            && carrier.as_ref().is_some_and(|c| c.id != o.id)
+                    })
+                    .cloned(),
+            );
+        }
+        Ok(Page::last(items))
     }
 
     async fn cancel(
@@ -333,6 +366,8 @@ impl Broker for InMemoryBroker {
         o.status = OrderStatus::Cancelled;
         o.raw_status = Some("cancelled".to_owned());
         o.updated_at = now;
+        // Cancelling one order of a group cancels the group.
+        cancel_group(&mut s, id);
         Ok(CancelOutcome::Requested)
     }
 
@@ -377,10 +412,49 @@ impl Broker for InMemoryBroker {
                 .collect(),
             replaced_by: None,
             replaces: None,
+            oco_group: None,
+            filled_at: None,
+            filled_average_price: None,
         };
         s.placed.push(order.clone());
         s.orders.insert(placed.id.clone(), placed.clone());
         Ok(placed)
+    }
+
+    fn supports_oco(&self) -> bool {
+        true
+    }
+
+    async fn place_oco(
+        &self,
+        take_profit: &PlaceOrder,
+        stop_loss: &PlaceOrder,
+    ) -> Result<OcoOrders, BrokerError> {
+        // One group: the take profit is the parent, both carry its id as their group.
+        let tp = self.place(take_profit).await?;
+        let mut stop = stop_loss.clone();
+        stop.client_order_id = format!("{}-sl", take_profit.client_order_id).into();
+        let sl = match self.place(&stop).await {
+            Ok(o) => o,
+            Err(e) => {
+                lock(&self.state).orders.remove(&tp.id);
+                return Err(e);
+            }
+        };
+        let mut s = lock(&self.state);
+        let mut grouped = |id: &OrderId| {
+            s.orders.get_mut(id).map(|o| {
+                o.oco_group = Some(tp.id.clone());
+                o.clone()
+            })
+        };
+        match (grouped(&tp.id), grouped(&sl.id)) {
+            (Some(take_profit), Some(stop_loss)) => Ok(OcoOrders {
+                take_profit,
+                stop_loss,
+            }),
+            _ => Err(not_found(&tp.id)),
+        }
     }
 
     async fn replace(

@@ -158,6 +158,15 @@ fn apply_change(r: &mut Records, change: &LocalChange) -> Result<(), StoreError>
                 .ok_or_else(|| not_found(format!("position {position_id}")))?
                 .state = *state;
         }
+        LocalChange::RecordClosing {
+            position_id,
+            closing,
+        } => {
+            r.positions
+                .get_mut(position_id)
+                .ok_or_else(|| not_found(format!("position {position_id}")))?
+                .closing = Some(closing.clone());
+        }
         LocalChange::InsertPosition { position } => {
             r.positions
                 .entry(position.id.clone())

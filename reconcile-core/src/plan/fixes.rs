@@ -39,6 +39,7 @@ fn closing<'r>(r: &'r Report, p: &Policy) -> BTreeMap<&'r PositionId, String> {
         .map(|s| {
             let key = Action::CloseLocal {
                 position_id: s.position_id.clone(),
+                closing: None,
             }
             .key();
             (&s.position_id, key)
@@ -95,6 +96,7 @@ fn close_stale_positions(r: &Report, p: &Policy) -> Draft {
             &mut d.local,
             Action::CloseLocal {
                 position_id: s.position_id.clone(),
+                closing: s.closing.clone(),
             },
             None,
         );
@@ -398,13 +400,16 @@ fn backfill(r: &Report, p: &Policy) -> Draft {
             account: u.account.clone(),
             underlying: u.underlying.clone(),
             state: PositionState::Open,
-            opened_at: None,
+            // Opened when the entry filled, if history shows the fill.
+            opened_at: u.entry.as_ref().and_then(|e| e.filled_at),
             entry_price: u.average_price,
             legs: vec![PositionLeg {
                 symbol: u.symbol.clone(),
                 quantity: u.quantity,
             }],
             targets: targets.clone(),
+            entry_order_id: u.entry.as_ref().map(|e| e.order_id.clone()),
+            closing: None,
         };
         let created = push(&mut d.local, Action::Backfill { position, risk }, None);
         for t in &targets {
@@ -451,4 +456,90 @@ fn leave_for_a_human(r: &Report, _: &Policy) -> Draft {
         );
     }
     d
+}
+
+/// A take profit and a stop loss of one position closing the same legs are alternatives: with
+/// `oco` they go out as one OCO order, where the fill of one cancels the other; without, only
+/// the stop is placed (protection first), since two independent exits could close the shares
+/// twice.
+pub(super) fn pair_exits(p: &Policy, d: &mut Draft) {
+    let exits = |a: &super::PlannedAction| match &a.action {
+        Action::PlaceTarget {
+            position_id, spec, ..
+        } => Some((position_id.clone(), spec.legs.clone())),
+        _ => None,
+    };
+    let mut groups: BTreeMap<(PositionId, Vec<TargetLeg>), Vec<usize>> = BTreeMap::new();
+    for (i, a) in d.placements.iter().enumerate() {
+        if let Some(k) = exits(a) {
+            groups.entry(k).or_default().push(i);
+        }
+    }
+    let mut paired: BTreeMap<usize, Option<super::PlannedAction>> = BTreeMap::new();
+    for members in groups.values() {
+        let [a, b] = members.as_slice() else {
+            continue;
+        };
+        let spec = |i: usize| match &d.placements[i].action {
+            Action::PlaceTarget {
+                target_key, spec, ..
+            } => Some((target_key.clone(), spec.clone())),
+            _ => None,
+        };
+        let (Some((ka, sa)), Some((kb, sb))) = (spec(*a), spec(*b)) else {
+            continue;
+        };
+        let is_take = |s: &OrderSpec| s.limit_price.is_some() && s.stop_price.is_none();
+        let is_stop = |s: &OrderSpec| s.stop_price.is_some();
+        let ((tk, ts, ti), (sk, ss, si)) = if is_take(&sa) && is_stop(&sb) {
+            ((ka, sa, *a), (kb, sb, *b))
+        } else if is_take(&sb) && is_stop(&sa) {
+            ((kb, sb, *b), (ka, sa, *a))
+        } else {
+            continue;
+        };
+        let position_id = match &d.placements[ti].action {
+            Action::PlaceTarget { position_id, .. } => position_id.clone(),
+            _ => continue,
+        };
+        let depends_on = d.placements[ti]
+            .depends_on
+            .clone()
+            .or_else(|| d.placements[si].depends_on.clone());
+        if p.oco {
+            let action = Action::PlaceOco {
+                position_id,
+                take_profit: tk,
+                take_profit_spec: ts,
+                stop_loss: sk,
+                stop_loss_spec: ss,
+            };
+            paired.insert(
+                ti,
+                Some(super::PlannedAction {
+                    key: action.key(),
+                    depends_on,
+                    action,
+                }),
+            );
+            paired.insert(si, None);
+        } else {
+            paired.insert(ti, None);
+            d.skip(
+                format!("place:{position_id}:{tk}"),
+                "a take profit on the same shares as the stop needs one OCO order, which this broker does not take: only the stop is placed",
+            );
+        }
+    }
+    if paired.is_empty() {
+        return;
+    }
+    let placements = std::mem::take(&mut d.placements);
+    for (i, a) in placements.into_iter().enumerate() {
+        match paired.remove(&i) {
+            Some(Some(oco)) => d.placements.push(oco),
+            Some(None) => {}
+            None => d.placements.push(a),
+        }
+    }
 }

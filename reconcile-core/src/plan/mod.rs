@@ -13,7 +13,7 @@ pub use placing::{bracket, placeable};
 
 use crate::decimal;
 use crate::ids::{AccountId, ClientOrderId, OrderId, PositionId, TargetKey};
-use crate::model::Position;
+use crate::model::{Fill, Position};
 use crate::report::{InvalidReason, OrderSpec, Report};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -74,6 +74,15 @@ pub struct Policy {
     pub force: bool,
     /// Targets for backfilled positions.
     pub bracket: BracketPolicy,
+    /// Place a take profit and a stop loss on the same shares as one OCO order (default on;
+    /// [`crate::Reconciler`] turns it off for a broker that takes none). Without it only the
+    /// stop is placed: two independent exits of the same shares could close them twice.
+    #[serde(default = "yes")]
+    pub oco: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for Policy {
@@ -97,6 +106,7 @@ impl Policy {
             max_placements: 20,
             force: false,
             bracket: BracketPolicy::default(),
+            oco: true,
         }
     }
 
@@ -167,6 +177,8 @@ crate::spelling::spelled! {
         Replace = "replace",
         /// [`Action::PlaceTarget`].
         PlaceTarget = "place_target",
+        /// [`Action::PlaceOco`].
+        PlaceOco = "place_oco",
         /// [`Action::Backfill`].
         Backfill = "backfill",
     }
@@ -221,6 +233,9 @@ pub enum Action {
     CloseLocal {
         /// The position.
         position_id: PositionId,
+        /// The broker's fill that closed it, when history shows one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        closing: Option<Fill>,
     },
     /// Drop an intent whose order never came.
     DropIntent {
@@ -253,6 +268,19 @@ pub enum Action {
         target_key: TargetKey,
         /// The order.
         spec: OrderSpec,
+    },
+    /// Place a take profit and a stop loss on the same shares as one OCO order (journal-first).
+    PlaceOco {
+        /// The position.
+        position_id: PositionId,
+        /// The take-profit target.
+        take_profit: TargetKey,
+        /// Its order.
+        take_profit_spec: OrderSpec,
+        /// The stop-loss target.
+        stop_loss: TargetKey,
+        /// Its order.
+        stop_loss_spec: OrderSpec,
     },
     /// Create a local position for an untracked holding.
     Backfill {
@@ -291,7 +319,7 @@ impl Action {
                 format!("mark_filled:{position_id}:{target_key}:{order_id}")
             }
             Self::Promote { position_id } => format!("promote:{position_id}"),
-            Self::CloseLocal { position_id } => format!("close_local:{position_id}"),
+            Self::CloseLocal { position_id, .. } => format!("close_local:{position_id}"),
             Self::DropIntent { client_order_id } => format!("drop_intent:{client_order_id}"),
             Self::Cancel { account, order_id } => format!("cancel:{account}:{order_id}"),
             Self::Replace {
@@ -309,6 +337,12 @@ impl Action {
             } => {
                 format!("place:{position_id}:{target_key}")
             }
+            Self::PlaceOco {
+                position_id,
+                take_profit,
+                stop_loss,
+                ..
+            } => format!("place_oco:{position_id}:{take_profit}+{stop_loss}"),
             Self::Backfill { position, .. } => format!("backfill:{}", position.id),
         }
     }
@@ -325,6 +359,7 @@ impl Action {
             Self::Cancel { .. } => ActionKind::Cancel,
             Self::Replace { .. } => ActionKind::Replace,
             Self::PlaceTarget { .. } => ActionKind::PlaceTarget,
+            Self::PlaceOco { .. } => ActionKind::PlaceOco,
             Self::Backfill { .. } => ActionKind::Backfill,
         }
     }
@@ -341,7 +376,10 @@ impl Action {
     pub fn touches_broker(&self) -> bool {
         matches!(
             self,
-            Self::Cancel { .. } | Self::Replace { .. } | Self::PlaceTarget { .. }
+            Self::Cancel { .. }
+                | Self::Replace { .. }
+                | Self::PlaceTarget { .. }
+                | Self::PlaceOco { .. }
         )
     }
 }
@@ -356,6 +394,25 @@ pub struct PlannedAction {
     pub depends_on: Option<String>,
     /// What to do.
     pub action: Action,
+}
+
+impl PlannedAction {
+    /// The position the action concerns (empty for a cancel or a dropped intent, which concern
+    /// an order or a journal entry).
+    pub fn position(&self) -> PositionId {
+        match &self.action {
+            Action::Link { position_id, .. }
+            | Action::Clear { position_id, .. }
+            | Action::MarkFilled { position_id, .. }
+            | Action::Promote { position_id }
+            | Action::CloseLocal { position_id, .. }
+            | Action::Replace { position_id, .. }
+            | Action::PlaceTarget { position_id, .. }
+            | Action::PlaceOco { position_id, .. } => position_id.clone(),
+            Action::Backfill { position, .. } => position.id.clone(),
+            Action::Cancel { .. } | Action::DropIntent { .. } => PositionId::new(""),
+        }
+    }
 }
 
 /// Something the planner chose not to do, and why.
@@ -426,6 +483,7 @@ pub fn plan(report: &Report, policy: &Policy) -> Plan {
     for fix in fixes::ALL {
         draft.extend(fix(report, policy));
     }
+    fixes::pair_exits(policy, &mut draft);
     rails::apply(report, policy, &mut draft);
     let total_risk = draft.total_risk;
     let mut actions = draft.local;

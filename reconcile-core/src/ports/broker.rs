@@ -156,6 +156,8 @@ crate::spelling::spelled! {
         Place = "place",
         /// [`Broker::replace`].
         Replace = "replace",
+        /// [`Broker::place_oco`].
+        PlaceOco = "place_oco",
     }
 }
 
@@ -164,8 +166,17 @@ impl Call {
     /// Reads are; a cancel is (a second cancel of a cancelled order is "already done"); a
     /// placement and a replacement are not: sent twice, they may make two orders.
     pub fn is_idempotent(self) -> bool {
-        !matches!(self, Self::Place | Self::Replace)
+        !matches!(self, Self::Place | Self::Replace | Self::PlaceOco)
     }
+}
+
+/// The two orders of an OCO placement, each with its own id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcoOrders {
+    /// The take profit (at Alpaca, the group's parent; it carries the client order id).
+    pub take_profit: Order,
+    /// The stop loss.
+    pub stop_loss: Order,
 }
 
 /// Where the next page of a list starts: opaque to everyone but the broker that issued it.
@@ -207,6 +218,12 @@ pub trait Broker: Send + Sync {
     /// Whether orders can carry a client order id that the broker echoes back.
     fn supports_client_order_id(&self) -> bool {
         true
+    }
+
+    /// Whether [`Broker::place_oco`] is supported: two exits of the same shares as one group in
+    /// which the fill of one cancels the other.
+    fn supports_oco(&self) -> bool {
+        false
     }
 
     /// Waits until a request of this kind may be sent at once, and keeps that chance for the
@@ -297,16 +314,43 @@ pub trait Broker: Send + Sync {
     async fn replace(&self, original: &Order, changes: &ReplaceOrder)
     -> Result<Order, BrokerError>;
 
-    /// Every working order of an account: every page of [`Broker::working_orders_page`].
+    /// Places a take profit and a stop loss on the same shares as one OCO group: when one
+    /// fills, the broker cancels the other, so together they never close more than is held.
+    /// The take profit carries `take_profit.client_order_id`; the stop loss may get one of the
+    /// broker's making. Not idempotent: after an uncertain error, look the take profit's client
+    /// order id up ([`Broker::find_group_by_client_order_id`]).
+    ///
+    /// # Errors
+    /// Any [`BrokerError`]; `Unsupported` where [`Broker::supports_oco`] is false.
+    async fn place_oco(
+        &self,
+        take_profit: &PlaceOrder,
+        stop_loss: &PlaceOrder,
+    ) -> Result<OcoOrders, BrokerError> {
+        let _ = (take_profit, stop_loss);
+        Err(BrokerError::Unsupported {
+            broker: self.name(),
+            what: "OCO orders".to_owned(),
+        })
+    }
+
+    /// Every working order of an account: every page of [`Broker::working_orders_page`], each
+    /// order once.
     ///
     /// # Errors
     /// The first page's error; never a partial list.
     async fn working_orders(&self, account: &AccountId) -> Result<Vec<Order>, BrokerError> {
-        let mut out = Vec::new();
+        let mut out: Vec<Order> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut page = None;
         loop {
             let p = self.working_orders_page(account, page.clone()).await?;
-            out.extend(p.items);
+            // Offset pages of a list that grows at the front can repeat an order.
+            for o in p.items {
+                if seen.insert(o.id.clone()) {
+                    out.push(o);
+                }
+            }
             match next_page(&self.name(), "working orders", page, p.next)? {
                 Some(n) => page = Some(n),
                 None => return Ok(out),
@@ -341,6 +385,49 @@ pub trait Broker: Send + Sync {
                 None => return Ok(out),
             }
         }
+    }
+
+    /// The order carrying a client order id and the other orders of its OCO group, if any
+    /// (the carrier first). Empty means none was found.
+    ///
+    /// # Errors
+    /// The first page's error.
+    async fn find_group_by_client_order_id(
+        &self,
+        account: &AccountId,
+        client_order_id: &ClientOrderId,
+    ) -> Result<Vec<Order>, BrokerError> {
+        let mut items: Vec<Order> = Vec::new();
+        let mut page = None;
+        loop {
+            let p = self
+                .find_by_client_order_id_page(account, client_order_id, page.clone())
+                .await?;
+            items.extend(p.items);
+            match next_page(&self.name(), "client order id search", page, p.next)? {
+                Some(n) => page = Some(n),
+                None => break,
+            }
+        }
+        let Some(carrier) = items
+            .iter()
+            .filter(|o| o.client_order_id.as_ref() == Some(client_order_id))
+            .max_by(|a, b| a.submitted_at.cmp(&b.submitted_at))
+            .cloned()
+        else {
+            return Ok(Vec::new());
+        };
+        let mut group = vec![carrier.clone()];
+        if let Some(g) = &carrier.oco_group {
+            let mut seen = std::collections::HashSet::new();
+            seen.insert(carrier.id.clone());
+            group.extend(
+                items
+                    .into_iter()
+                    .filter(|o| o.oco_group.as_ref() == Some(g) && seen.insert(o.id.clone())),
+            );
+        }
+        Ok(group)
     }
 
     /// The order carrying a client order id, if any: the most recently submitted of those the

@@ -2,7 +2,7 @@
 //! per-account run lock.
 
 use crate::ids::{AccountId, ClientOrderId, OrderId, PositionId, RunId, TargetKey};
-use crate::model::{Intent, Position, PositionState, TargetStatus};
+use crate::model::{Fill, Intent, Position, PositionState, TargetStatus};
 use crate::scope::Scope;
 use crate::snapshot::LocalSnapshot;
 use async_trait::async_trait;
@@ -101,6 +101,13 @@ pub enum LocalChange {
         position_id: PositionId,
         /// The new state.
         state: PositionState,
+    },
+    /// Record the broker fill that closed a position.
+    RecordClosing {
+        /// The position.
+        position_id: PositionId,
+        /// The closing fill.
+        closing: Fill,
     },
     /// Insert a position, or do nothing if one with its id exists.
     InsertPosition {

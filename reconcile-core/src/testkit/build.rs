@@ -33,6 +33,8 @@ pub fn position(id: &str, account: &str, underlying: &str) -> Position {
         entry_price: None,
         legs: Vec::new(),
         targets: Vec::new(),
+        entry_order_id: None,
+        closing: None,
     }
 }
 
@@ -153,6 +155,9 @@ pub fn order(id: &str, account: &str, underlying: &str) -> Order {
         legs: Vec::new(),
         replaced_by: None,
         replaces: None,
+        oco_group: None,
+        filled_at: None,
+        filled_average_price: None,
     }
 }
 
@@ -223,6 +228,7 @@ pub fn intent(cid: &str, position_id: &str, key: &str, created: &str) -> Intent 
         position_id: position_id.into(),
         target_key: key.into(),
         created_at: at(created),
+        oco_with: None,
     }
 }
 

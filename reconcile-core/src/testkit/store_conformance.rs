@@ -419,6 +419,55 @@ pub async fn run_lock_excludes_while_held(store: &dyn Store) {
         .unwrap();
 }
 
+/// A position's entry order and closing fill, and an OCO intent's sibling, round-trip; a
+/// closing fill recorded later lands on its position.
+pub async fn fills_and_oco_intents_round_trip(store: &dyn Store) {
+    let mut p = condor("45", "A", "QQQ");
+    p.entry_order_id = Some("entry-1".into());
+    let mut closed = position("46", "A", "QCOM").leg("QCOM", "74");
+    closed.state = PositionState::Closed;
+    let mut i = intent("rc-oco-1", "45", "take_profit", "2025-11-07T15:00:00Z");
+    i.oco_with = Some("stop_loss".into());
+    store
+        .apply(&batch(vec![
+            insert(p.clone()),
+            insert(closed),
+            LocalChange::PutIntent { intent: i.clone() },
+            LocalChange::RecordClosing {
+                position_id: "46".into(),
+                closing: crate::model::Fill {
+                    order_id: "sell-1".into(),
+                    filled_at: Some(at("2025-11-06T13:00:05Z")),
+                    price: Some(dec("181.10")),
+                },
+            },
+        ]))
+        .await
+        .unwrap();
+    let snap = store
+        .load(&Scope::all(), at("2025-11-07T15:01:00Z"))
+        .await
+        .unwrap();
+    let got = |id: &str| snap.positions.iter().find(|x| x.id.as_str() == id).unwrap();
+    assert_eq!(
+        got("45").entry_order_id.as_ref().map(|o| o.as_str()),
+        Some("entry-1")
+    );
+    let c = got("46").closing.clone().expect("the closing fill");
+    assert_eq!(c.order_id.as_str(), "sell-1");
+    assert_eq!(c.filled_at, Some(at("2025-11-06T13:00:05Z")));
+    assert_eq!(c.price.unwrap().to_string(), "181.10");
+    assert_eq!(snap.intents, vec![i]);
+    let missing = batch(vec![LocalChange::RecordClosing {
+        position_id: "nope".into(),
+        closing: c,
+    }]);
+    assert!(matches!(
+        store.apply(&missing).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
 /// Stamps one `#[tokio::test]` per conformance function. `$make` is an async function that
 /// returns a fresh, empty store.
 #[macro_export]
@@ -432,7 +481,8 @@ macro_rules! store_conformance_tests {
             writes_are_idempotent,
             intents_follow_their_position_scope,
             audit_log_keeps_order_and_filters_by_run,
-            run_lock_excludes_while_held
+            run_lock_excludes_while_held,
+            fills_and_oco_intents_round_trip
         );
     };
     (@ $make:path; $($name:ident),*) => {

@@ -4,5 +4,6 @@ mod conformance;
 mod diff_rules;
 mod executor;
 mod fuzz_corpus;
+mod oco;
 mod properties;
 mod seeds;

@@ -181,7 +181,7 @@ proptest! {
         let r = diff(&l, &b, &DiffOptions::default()).unwrap();
         let p = plan(&r, &policy());
         let closed: BTreeSet<String> = p.actions.iter().filter_map(|a| match &a.action {
-            Action::CloseLocal { position_id } => Some(position_id.to_string()),
+            Action::CloseLocal { position_id, .. } => Some(position_id.to_string()),
             _ => None,
         }).collect();
         let referenced: BTreeSet<String> = l.positions.iter()
