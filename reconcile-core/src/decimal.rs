@@ -53,7 +53,7 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
 
 struct DecimalVisitor;
 
-impl Visitor<'_> for DecimalVisitor {
+impl<'de> Visitor<'de> for DecimalVisitor {
     type Value = Decimal;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -73,14 +73,30 @@ impl Visitor<'_> for DecimalVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Decimal, E> {
-        // The shortest text that reads back as the same float is the text the number was written
-        // with whenever it had at most 15 significant digits.
+        // Only formats that know no better hand us a float (serde_json keeps a number's text:
+        // see `visit_map`). The shortest text that reads back as the same float is the text the
+        // number was written with whenever it had at most 15 significant digits.
         if !v.is_finite() {
             return Err(E::custom(format!("not a decimal: {v}")));
         }
         parse_decimal(&v.to_string()).map_err(E::custom)
     }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Decimal, A::Error> {
+        // serde_json (with `arbitrary_precision`) hands a number over as its own text, under
+        // this one key: read the digits as written, never through a float.
+        match map.next_key::<std::borrow::Cow<'de, str>>()? {
+            Some(k) if k == NUMBER_TOKEN => {
+                let text: std::borrow::Cow<'de, str> = map.next_value()?;
+                parse_decimal(&text).map_err(de::Error::custom)
+            }
+            _ => Err(de::Error::custom("a decimal as a string or a number, not an object")),
+        }
+    }
 }
+
+/// The key under which serde_json passes a number's text with `arbitrary_precision`.
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 /// `#[serde(with = "decimal::string")]` for `Decimal` fields.
 pub mod string {
@@ -151,6 +167,25 @@ mod tests {
     fn too_many_digits_round_at_the_last_digit() {
         let d = parse_decimal("49.6499849505605227113711001112").unwrap();
         assert_eq!(d.to_string(), "49.649984950560522711371100111");
+    }
+
+    #[test]
+    fn json_numbers_are_read_from_their_text() {
+        #[derive(serde::Deserialize)]
+        struct Q {
+            #[serde(with = "super::string")]
+            q: Decimal,
+            #[serde(with = "super::option")]
+            p: Option<Decimal>,
+        }
+        let v: Q = serde_json::from_str(r#"{"q": 12345678901234567.123456789, "p": 0.1}"#).unwrap();
+        assert_eq!(v.q.to_string(), "12345678901234567.123456789");
+        assert_eq!(v.p.unwrap().to_string(), "0.1");
+        let v: Q = serde_json::from_str(r#"{"q": 49.6499849505605227113711001112, "p": null}"#).unwrap();
+        assert_eq!(v.q.to_string(), "49.649984950560522711371100111");
+        let v: Q = serde_json::from_str(r#"{"q": -1e2, "p": 7}"#).unwrap();
+        assert_eq!(v.q, Decimal::from(-100));
+        assert_eq!(v.p, Some(Decimal::from(7)));
     }
 
     #[test]
