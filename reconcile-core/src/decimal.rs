@@ -90,7 +90,9 @@ impl<'de> Visitor<'de> for DecimalVisitor {
                 let text: std::borrow::Cow<'de, str> = map.next_value()?;
                 parse_decimal(&text).map_err(de::Error::custom)
             }
-            _ => Err(de::Error::custom("a decimal as a string or a number, not an object")),
+            _ => Err(de::Error::custom(
+                "a decimal as a string or a number, not an object",
+            )),
         }
     }
 }
@@ -181,7 +183,8 @@ mod tests {
         let v: Q = serde_json::from_str(r#"{"q": 12345678901234567.123456789, "p": 0.1}"#).unwrap();
         assert_eq!(v.q.to_string(), "12345678901234567.123456789");
         assert_eq!(v.p.unwrap().to_string(), "0.1");
-        let v: Q = serde_json::from_str(r#"{"q": 49.6499849505605227113711001112, "p": null}"#).unwrap();
+        let v: Q =
+            serde_json::from_str(r#"{"q": 49.6499849505605227113711001112, "p": null}"#).unwrap();
         assert_eq!(v.q.to_string(), "49.649984950560522711371100111");
         let v: Q = serde_json::from_str(r#"{"q": -1e2, "p": 7}"#).unwrap();
         assert_eq!(v.q, Decimal::from(-100));

@@ -38,6 +38,11 @@ pub trait BrokerHarness: Send + Sync {
     async fn break_transport(&self, call: Call, attempts: usize);
     /// How many orders in the broker's own state carry `cid` (read behind the client's back).
     async fn orders_carrying(&self, cid: &ClientOrderId) -> usize;
+    /// The broker's spelling of the suite's order number `n` (brokers differ in id shapes:
+    /// TastyTrade numbers, Alpaca UUIDs). Seeded orders keep it; an unseeded one is unknown.
+    fn id(&self, n: u64) -> OrderId {
+        OrderId::new(n.to_string())
+    }
 }
 
 /// The conformance world: a short call spread held, one working order closing it, and one
@@ -46,12 +51,12 @@ async fn world(h: &dyn BrokerHarness) {
     let a = h.account();
     let mut snap = BrokerSnapshot::new(at(NOW));
     snap.orders = vec![
-        order("412345601", a.as_str(), "QQQ")
+        order(h.id(412_345_601).as_str(), a.as_str(), "QQQ")
             .limit("0.60")
             .leg(SHORT, Side::BuyToClose, "1")
             .leg(LONG, Side::SellToClose, "1")
             .submitted("2025-11-07T14:00:00Z"),
-        order("412345603", a.as_str(), "QQQ")
+        order(h.id(412_345_603).as_str(), a.as_str(), "QQQ")
             .status(OrderStatus::Cancelled)
             .limit("0.50")
             .leg(SHORT, Side::BuyToClose, "1")
@@ -103,10 +108,14 @@ pub async fn working_orders_are_complete_across_pages(h: &dyn BrokerHarness) {
     let mut snap = BrokerSnapshot::new(at(NOW));
     snap.orders = (0..n)
         .map(|i| {
-            order(&format!("{}", 700_000_000 + i), a.as_str(), "SPY")
-                .limit("1.00")
-                .leg("SPY", Side::Sell, "1")
-                .submitted("2025-11-07T10:00:00Z")
+            order(
+                h.id(700_000_000 + u64::try_from(i).unwrap()).as_str(),
+                a.as_str(),
+                "SPY",
+            )
+            .limit("1.00")
+            .leg("SPY", Side::Sell, "1")
+            .submitted(&format!("2025-11-07T10:{:02}:{:02}Z", i / 60 % 60, i % 60))
         })
         .collect();
     h.seed(&snap).await;
@@ -123,7 +132,7 @@ pub async fn working_orders_are_complete_across_pages(h: &dyn BrokerHarness) {
     );
     assert!(got.iter().all(|o| o.status.is_working()));
     assert!(
-        !ids.contains(&"412345603".to_owned()),
+        !ids.contains(&h.id(412_345_603).to_string()),
         "a cancelled order is not working"
     );
 }
@@ -136,13 +145,19 @@ pub async fn history_is_complete_across_pages(h: &dyn BrokerHarness) {
     let mut snap = BrokerSnapshot::new(at(NOW));
     snap.orders = (0..n)
         .map(|i| {
-            order(&format!("{}", 600_000_000 + i), a.as_str(), "SPY")
-                .status(OrderStatus::Filled)
-                .limit("1.00")
-                .leg("SPY", Side::Sell, "1")
-                .submitted("2025-11-06T15:00:00Z")
+            order(
+                h.id(600_000_000 + u64::try_from(i).unwrap()).as_str(),
+                a.as_str(),
+                "SPY",
+            )
+            .status(OrderStatus::Filled)
+            .limit("1.00")
+            .leg("SPY", Side::Sell, "1")
+            .submitted(&format!("2025-11-06T15:{:02}:{:02}Z", i / 60 % 60, i % 60))
         })
         .collect();
+    let seeded: std::collections::HashSet<OrderId> =
+        snap.orders.iter().map(|o| o.id.clone()).collect();
     h.seed(&snap).await;
     let got = h
         .broker()
@@ -151,12 +166,12 @@ pub async fn history_is_complete_across_pages(h: &dyn BrokerHarness) {
         .unwrap();
     let filled = got
         .iter()
-        .filter(|o| o.id.as_str().starts_with('6') && o.status == OrderStatus::Filled)
+        .filter(|o| seeded.contains(&o.id) && o.status == OrderStatus::Filled)
         .count();
     assert_eq!(filled, n, "every page of history read");
     assert!(
         got.iter()
-            .any(|o| o.id.as_str() == "412345603" && o.status == OrderStatus::Cancelled)
+            .any(|o| o.id == h.id(412_345_603) && o.status == OrderStatus::Cancelled)
     );
 }
 
@@ -181,16 +196,13 @@ pub async fn an_unknown_order_is_a_confirmed_none(h: &dyn BrokerHarness) {
     let a = h.account();
     let o = h
         .broker()
-        .order(&a, &OrderId::new("412345603"))
+        .order(&a, &h.id(412_345_603))
         .await
         .unwrap()
         .expect("the cancelled order");
     assert_eq!(o.status, OrderStatus::Cancelled);
     assert_eq!(o.legs.len(), 1);
-    assert_eq!(
-        h.broker().order(&a, &OrderId::new("999999")).await.unwrap(),
-        None
-    );
+    assert_eq!(h.broker().order(&a, &h.id(999_999)).await.unwrap(), None);
 }
 
 /// A transport failure that outlasts every retry is an uncertain error, never "not found",
@@ -199,7 +211,7 @@ pub async fn a_transport_failure_is_never_not_found(h: &dyn BrokerHarness) {
     world(h).await;
     let a = h.account();
     h.break_transport(Call::Order, 50).await;
-    let got = h.broker().order(&a, &OrderId::new("412345601")).await;
+    let got = h.broker().order(&a, &h.id(412_345_601)).await;
     match got {
         Err(e) => assert!(e.is_uncertain(), "{e}"),
         Ok(o) => panic!("a broken transport answered {o:?}"),
@@ -219,19 +231,19 @@ pub async fn cancel_is_idempotent(h: &dyn BrokerHarness) {
     let a = h.account();
     let b = h.broker();
     assert_eq!(
-        b.cancel(&a, &"412345601".into()).await.unwrap(),
+        b.cancel(&a, &h.id(412_345_601)).await.unwrap(),
         CancelOutcome::Requested
     );
-    b.cancel(&a, &"412345601".into())
+    b.cancel(&a, &h.id(412_345_601))
         .await
         .expect("a second cancel is no error");
     assert_eq!(
-        b.cancel(&a, &"412345603".into()).await.unwrap(),
+        b.cancel(&a, &h.id(412_345_603)).await.unwrap(),
         CancelOutcome::AlreadyDone
     );
-    let gone = b.cancel(&a, &"999999".into()).await.unwrap_err();
+    let gone = b.cancel(&a, &h.id(999_999)).await.unwrap_err();
     assert!(matches!(gone, BrokerError::NotFound { .. }), "{gone}");
-    let o = b.order(&a, &"412345601".into()).await.unwrap().unwrap();
+    let o = b.order(&a, &h.id(412_345_601)).await.unwrap().unwrap();
     assert!(
         matches!(
             o.status,
@@ -296,7 +308,7 @@ pub async fn replace_gives_a_new_order(h: &dyn BrokerHarness) {
     world(h).await;
     let a = h.account();
     let b = h.broker();
-    let original = b.order(&a, &"412345601".into()).await.unwrap().unwrap();
+    let original = b.order(&a, &h.id(412_345_601)).await.unwrap().unwrap();
     let changes = ReplaceOrder {
         client_order_id: "rc-conf-3-0".into(),
         limit_price: Some(dec("0.40")),

@@ -175,6 +175,12 @@ pub trait OrderExt: Sized {
     fn cid(self, cid: &str) -> Self;
     /// Marks it replaced by another order.
     fn replaced_by(self, id: &str) -> Self;
+    /// Sets the stop price (and, without a limit, the type to a stop).
+    fn stop(self, price: &str) -> Self;
+    /// Puts it in the OCO group whose parent is `parent`.
+    fn oco(self, parent: &str) -> Self;
+    /// Marks it filled: every leg added so far filled completely.
+    fn filled(self) -> Self;
 }
 
 impl OrderExt for Order {
@@ -206,6 +212,24 @@ impl OrderExt for Order {
     fn replaced_by(mut self, id: &str) -> Self {
         self.status = OrderStatus::Replaced;
         self.replaced_by = Some(OrderId::new(id));
+        self
+    }
+    fn stop(mut self, price: &str) -> Self {
+        self.stop_price = Some(dec(price));
+        if self.limit_price.is_none() {
+            self.order_type = Some(crate::model::OrderType::Stop);
+        }
+        self
+    }
+    fn oco(mut self, parent: &str) -> Self {
+        self.oco_group = Some(OrderId::new(parent));
+        self
+    }
+    fn filled(mut self) -> Self {
+        self.status = OrderStatus::Filled;
+        for l in &mut self.legs {
+            l.filled_quantity = l.quantity;
+        }
         self
     }
 }
