@@ -35,8 +35,9 @@ pub enum Command {
     Export(ExportArgs),
     /// Load a snapshot v1 document into a store.
     Import(ImportArgs),
-    /// The 2025-11-07 incident end to end against the TastyTrade simulator and an SQLite file.
-    Demo,
+    /// An incident end to end against a broker simulator and an SQLite file in a temporary
+    /// folder: `tastytrade` (the default) the 2025-11-07 one, `alpaca` the 2025-11-06 one.
+    Demo(DemoArgs),
     /// Clear what is left of an account's run lock whose holder is gone; refuses (exit 2) while
     /// the holder is alive, naming it.
     Unlock(UnlockArgs),
@@ -46,11 +47,20 @@ pub enum Command {
     Sim(SimArgs),
 }
 
-/// The simulators `reconcile sim` serves.
+/// The simulators `reconcile sim` serves, and the incidents `reconcile demo` replays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SimBroker {
-    /// TastyTrade's REST API.
+    /// TastyTrade's REST API (the 2025-11-07 incident).
     Tastytrade,
+    /// Alpaca's trading API v2 (the 2025-11-06 incident).
+    Alpaca,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Which incident.
+    #[arg(default_value = "tastytrade")]
+    pub broker: SimBroker,
 }
 
 #[derive(Debug, Args)]
@@ -78,12 +88,13 @@ pub struct UnlockArgs {
 /// The two live sides of a run.
 #[derive(Debug, Args)]
 pub struct SidesArgs {
-    /// The broker: `tastytrade`, `tastytrade-sim[:FILE]` (the simulator, seeded from a broker
-    /// snapshot or the bundled 2025-11-07 incident) or `snapshot:FILE` (read-only).
+    /// The broker: `tastytrade`, `alpaca` (paper trading), `alpaca-live` (real money),
+    /// `tastytrade-sim[:FILE]` or `alpaca-sim[:FILE]` (a simulator on loopback, seeded from a
+    /// broker snapshot or the bundled incident) or `snapshot:FILE` (read-only).
     #[arg(long, value_name = "BROKER")]
     pub broker: crate::sources::BrokerUrl,
     /// The API host for `tastytrade` (default production; the sandbox is
-    /// https://api.cert.tastyworks.com).
+    /// https://api.cert.tastyworks.com) or `alpaca` (default https://paper-api.alpaca.markets).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// The store: `sqlite:PATH` (created if absent).
@@ -144,10 +155,10 @@ pub struct ExportArgs {
     /// The store (for `local`): `sqlite:PATH`.
     #[arg(long, value_name = "STORE", required_if_eq("side", "local"))]
     pub store: Option<crate::sources::StoreUrl>,
-    /// The broker (for `broker`): `tastytrade`, `tastytrade-sim[:FILE]` or `snapshot:FILE`.
+    /// The broker (for `broker`): as `run --broker` takes it.
     #[arg(long, value_name = "BROKER", required_if_eq("side", "broker"))]
     pub broker: Option<crate::sources::BrokerUrl>,
-    /// The API host for `tastytrade`.
+    /// The API host for `tastytrade` or `alpaca`.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// Only this account (repeatable).
@@ -244,6 +255,40 @@ pub struct FixArgs {
     /// Plan even when the read looks broken (empty records, mostly orphaned orders).
     #[arg(long)]
     pub force: bool,
+    /// A backfilled equity holding's stop, in percent below (a short's: above) its entry.
+    #[arg(long, value_name = "PCT", default_value = "8", value_parser = parse_percent)]
+    pub stop_loss_pct: rust_decimal::Decimal,
+    /// A backfilled equity holding's take profit, in percent above (a short's: below) its entry.
+    #[arg(long, value_name = "PCT", default_value = "16", value_parser = parse_percent)]
+    pub take_profit_pct: rust_decimal::Decimal,
+    /// Backfill option holdings too, with this stop and take profit in percent of the entry
+    /// (`STOP:TARGET`, such as `50:50`). Without it they are listed for a person.
+    #[arg(long, value_name = "STOP:TARGET", value_parser = parse_bracket)]
+    pub options_bracket: Option<reconcile_core::BracketPolicy>,
+}
+
+/// A percentage: a decimal between 0 (exclusive) and 100 (exclusive).
+pub fn parse_percent(s: &str) -> Result<rust_decimal::Decimal, String> {
+    let d = reconcile_core::decimal::parse_decimal(s)
+        .map_err(|_| format!("not a percentage: {s:?}"))?;
+    if d > rust_decimal::Decimal::ZERO && d < rust_decimal::Decimal::ONE_HUNDRED {
+        Ok(d)
+    } else {
+        Err(format!(
+            "a percentage between 0 and 100 is needed, not {s:?}"
+        ))
+    }
+}
+
+/// `STOP:TARGET`, two percentages.
+pub fn parse_bracket(s: &str) -> Result<reconcile_core::BracketPolicy, String> {
+    let (stop, target) = s
+        .split_once(':')
+        .ok_or_else(|| format!("not STOP:TARGET: {s:?} (such as 50:50)"))?;
+    Ok(reconcile_core::BracketPolicy {
+        stop_loss_pct: parse_percent(stop)?,
+        take_profit_pct: parse_percent(target)?,
+    })
 }
 
 impl FixArgs {
@@ -259,6 +304,11 @@ impl FixArgs {
             max_cancels: self.max_cancels,
             max_placements: self.max_placements,
             force: self.force,
+            bracket: reconcile_core::BracketPolicy {
+                stop_loss_pct: self.stop_loss_pct,
+                take_profit_pct: self.take_profit_pct,
+            },
+            options_bracket: self.options_bracket.clone(),
             ..Policy::report_only()
         }
     }

@@ -94,7 +94,7 @@ pub enum Job {
         file: PathBuf,
         store: StoreUrl,
     },
-    Demo,
+    Demo(crate::args::SimBroker),
     Unlock {
         account: String,
         store: StoreUrl,
@@ -161,7 +161,7 @@ impl Config {
                     store: a.store,
                 }
             }
-            Command::Demo => Job::Demo,
+            Command::Demo(a) => Job::Demo(a.broker),
             Command::Unlock(a) => Job::Unlock {
                 account: a.account,
                 store: a.store,
@@ -185,12 +185,13 @@ fn files(a: DiffArgs) -> Files {
     }
 }
 
-/// `--base-url` says where the live TastyTrade API is; it means nothing for another broker.
+/// `--base-url` says where a broker's real API is; it means nothing for a simulator or a file,
+/// and `alpaca-live` names its host already.
 fn check_base_url(broker: &BrokerUrl, base_url: Option<&String>) -> Result<(), UsageError> {
     match (broker, base_url) {
-        (BrokerUrl::Tastytrade, _) | (_, None) => Ok(()),
+        (BrokerUrl::Tastytrade | BrokerUrl::Alpaca, _) | (_, None) => Ok(()),
         (_, Some(_)) => Err(UsageError(
-            "--base-url only applies to --broker tastytrade".to_owned(),
+            "--base-url only applies to --broker tastytrade or alpaca".to_owned(),
         )),
     }
 }

@@ -29,7 +29,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// A broker, and the simulator behind it when there is one (kept alive for the command).
 struct OpenBroker {
     broker: Arc<dyn Broker>,
-    _sim: Option<adapter_tastytrade::sim::Sim>,
+    _sim: Option<Box<dyn std::any::Any>>,
 }
 
 fn read_broker_snapshot(path: &std::path::Path) -> Result<BrokerSnapshot, CliError> {
@@ -90,7 +90,44 @@ fn broker(
             .with_rate(200);
             Ok(OpenBroker {
                 broker: Arc::new(b.decorated()),
-                _sim: Some(sim),
+                _sim: Some(Box::new(sim)),
+            })
+        }
+        BrokerUrl::Alpaca | BrokerUrl::AlpacaLive => {
+            let base = match (url, base_url) {
+                (BrokerUrl::AlpacaLive, _) => adapter_alpaca::LIVE,
+                (_, Some(b)) => b,
+                _ => adapter_alpaca::PAPER,
+            };
+            let b = adapter_alpaca::AlpacaBroker::from_env(base).map_err(|e| other(&e))?;
+            Ok(OpenBroker {
+                broker: Arc::new(b.decorated()),
+                _sim: None,
+            })
+        }
+        BrokerUrl::AlpacaSim(path) => {
+            let snapshot = match path {
+                Some(path) => read_broker_snapshot(path)?,
+                None => {
+                    BrokerSnapshot::from_json(crate::demo::ALPACA_BROKER).map_err(|e| other(&e))?
+                }
+            };
+            let (key, secret) = ("sim-key-id", "sim-secret-key");
+            let sim = rt
+                .block_on(adapter_alpaca::sim::Sim::start(snapshot.as_of, key, secret))
+                .map_err(|e| other(&e))?;
+            sim.seed(&snapshot);
+            sim.set_rate_limit(None);
+            let b = adapter_alpaca::AlpacaBroker::new(
+                sim.base_url(),
+                secrecy::SecretString::from(key),
+                secrecy::SecretString::from(secret),
+            )
+            .map_err(|e| other(&e))?
+            .with_rate(60_000);
+            Ok(OpenBroker {
+                broker: Arc::new(b.decorated()),
+                _sim: Some(Box::new(sim)),
             })
         }
     }

@@ -99,7 +99,7 @@ fn run(job: Job) -> Result<ExitCode, CliError> {
         Job::Apply { plan, sides } => live::apply(&plan, &sides),
         Job::Export(e) => live::export(e),
         Job::Import { file, store } => live::import(&file, &store),
-        Job::Demo => demo::run(),
+        Job::Demo(which) => demo::run(which),
         Job::Unlock { account, store } => live::unlock(&account, &store),
         Job::Sim(a) => serve::run(&a),
     }

@@ -36,8 +36,11 @@ pub fn run(a: &SimArgs) -> Result<ExitCode, CliError> {
                 source,
             })?
         }
-        None => BrokerSnapshot::from_json(crate::demo::BROKER)
-            .map_err(|e| CliError::Other(e.to_string()))?,
+        None => BrokerSnapshot::from_json(match a.broker {
+            SimBroker::Tastytrade => crate::demo::BROKER,
+            SimBroker::Alpaca => crate::demo::ALPACA_BROKER,
+        })
+        .map_err(|e| CliError::Other(e.to_string()))?,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -57,7 +60,17 @@ pub fn run(a: &SimArgs) -> Result<ExitCode, CliError> {
                         })?;
                 sim.seed(&seed);
                 sim.follow_wall_clock();
-                (sim.base_url(), sim)
+                (sim.base_url(), Box::new(sim) as Box<dyn std::any::Any>)
+            }
+            SimBroker::Alpaca => {
+                let key = credential(adapter_alpaca::ENV_KEY_ID, &mut made_up);
+                let secret = credential(adapter_alpaca::ENV_SECRET_KEY, &mut made_up);
+                let sim = adapter_alpaca::sim::Sim::start_on(a.listen, seed.as_of, &key, &secret)
+                    .await
+                    .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", a.listen)))?;
+                sim.seed(&seed);
+                sim.follow_wall_clock();
+                (sim.base_url(), Box::new(sim) as Box<dyn std::any::Any>)
             }
         };
         let mut out = std::io::stdout().lock();

@@ -39,6 +39,13 @@ pub enum BrokerUrl {
     /// `tastytrade-sim[:FILE]`: the TastyTrade simulator on loopback, seeded from a broker
     /// snapshot (by default the bundled 2025-11-07 incident).
     TastytradeSim(Option<PathBuf>),
+    /// `alpaca`: Alpaca's paper-trading API (or `--base-url`), keys from the environment.
+    Alpaca,
+    /// `alpaca-live`: Alpaca's live API (real money), keys from the environment.
+    AlpacaLive,
+    /// `alpaca-sim[:FILE]`: the Alpaca simulator on loopback, seeded from a broker snapshot (by
+    /// default the bundled 2025-11-06 incident).
+    AlpacaSim(Option<PathBuf>),
 }
 
 impl std::str::FromStr for BrokerUrl {
@@ -47,6 +54,9 @@ impl std::str::FromStr for BrokerUrl {
         match s {
             "tastytrade" => return Ok(Self::Tastytrade),
             "tastytrade-sim" => return Ok(Self::TastytradeSim(None)),
+            "alpaca" => return Ok(Self::Alpaca),
+            "alpaca-live" => return Ok(Self::AlpacaLive),
+            "alpaca-sim" => return Ok(Self::AlpacaSim(None)),
             _ => {}
         }
         match s.split_once(':') {
@@ -54,8 +64,11 @@ impl std::str::FromStr for BrokerUrl {
             Some(("tastytrade-sim", path)) if !path.is_empty() => {
                 Ok(Self::TastytradeSim(Some(PathBuf::from(path))))
             }
+            Some(("alpaca-sim", path)) if !path.is_empty() => {
+                Ok(Self::AlpacaSim(Some(PathBuf::from(path))))
+            }
             _ => Err(format!(
-                "not a broker: {s:?} (try tastytrade, tastytrade-sim[:FILE] or snapshot:FILE)"
+                "not a broker: {s:?} (try tastytrade, alpaca, alpaca-live, tastytrade-sim[:FILE], alpaca-sim[:FILE] or snapshot:FILE)"
             )),
         }
     }

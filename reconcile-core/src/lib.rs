@@ -103,7 +103,7 @@ pub use model::{
     BrokerPosition, Fill, Intent, Order, OrderLeg, OrderStatus, OrderType, Position, PositionLeg,
     PositionState, ProfitTarget, Side, TargetLeg, TargetStatus, TimeInForce,
 };
-pub use plan::{Action, ActionKind, Plan, PlannedAction, Policy, plan};
+pub use plan::{Action, ActionKind, BracketPolicy, Plan, PlannedAction, Policy, plan};
 pub use ports::{
     AuditRecord, Broker, BrokerError, Call, CancelOutcome, ChangeBatch, LocalChange, LockAttempt,
     LockHolder, OcoOrders, Outcome, Page, PageToken, PlaceOrder, ReplaceOrder, RunLock, Store,

@@ -167,13 +167,30 @@ impl Sim {
         s.recent.clear();
     }
 
-    /// Seeds orders and positions from a broker snapshot of the simulator's account. UUID ids
+    /// Seeds orders and positions from a broker snapshot (of one account, which becomes the
+    /// simulator's). UUID ids
     /// are kept (others get fresh ones); a multi-leg order becomes an `mleg` parent with one
     /// child per leg; members of an OCO group become the children of its parent (`oco` when
     /// they close the same way, `bracket` when the parent opens); statuses are spelled as
     /// Alpaca spells them (the raw status when given); fills are kept.
     pub fn seed(&self, snapshot: &BrokerSnapshot) {
         let mut s = lock(&self.world);
+        // A snapshot of one account names the simulator's.
+        let accounts: std::collections::BTreeSet<&str> = snapshot
+            .orders
+            .iter()
+            .map(|o| o.account.as_str())
+            .chain(
+                snapshot
+                    .positions
+                    .iter()
+                    .flatten()
+                    .map(|p| p.account.as_str()),
+            )
+            .collect();
+        if let [only] = accounts.iter().collect::<Vec<_>>().as_slice() {
+            (**only).clone_into(&mut s.account_number);
+        }
         let mut ids: BTreeMap<String, String> = BTreeMap::new();
         for o in &snapshot.orders {
             let id = if is_uuid(o.id.as_str()) && !s.orders.contains_key(o.id.as_str()) {

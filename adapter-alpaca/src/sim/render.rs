@@ -15,8 +15,9 @@ fn opt_time(t: Option<DateTime<Utc>>) -> Value {
     t.map_or(Value::Null, |t| Value::String(time(t)))
 }
 
+/// A decimal as a string, with the digits it was given (`"172.30"` stays `"172.30"`).
 fn dec(d: Decimal) -> Value {
-    Value::String(d.normalize().to_string())
+    Value::String(d.to_string())
 }
 
 fn opt_dec(d: Option<Decimal>) -> Value {

@@ -10,6 +10,7 @@ not know, so every call is a check of the simulator's fields as much as of its b
 import sys
 import traceback
 import uuid
+from decimal import Decimal
 from datetime import datetime, timedelta, timezone
 
 from alpaca.common.exceptions import APIError
@@ -85,7 +86,7 @@ def main():
     ok("after= bounds the list")
 
     one = client.get_order_by_id(TARGET, GetOrderByIdRequest(nested=True))
-    assert one.limit_price == "250" and len(one.legs) == 1
+    assert Decimal(str(one.limit_price)) == 250 and len(one.legs) == 1
     refused(lambda: client.get_order_by_id(str(uuid.uuid4())), 404, "order not found")
     ok("one order, nested, and a 404 for an unknown id")
 
@@ -128,7 +129,7 @@ def main():
         limit_price=260, order_class=OrderClass.OCO, client_order_id="sdk-oco",
         take_profit=TakeProfitRequest(limit_price=260), stop_loss=StopLossRequest(stop_price=175)))
     assert oco.order_class == OrderClass.OCO and len(oco.legs) == 1, oco
-    assert oco.legs[0].stop_price == "175"
+    assert Decimal(str(oco.legs[0].stop_price)) == 175, oco.legs[0].stop_price
     ok("an OCO exit once the old pair is cancelled")
 
     refused(lambda: client.submit_order(LimitOrderRequest(

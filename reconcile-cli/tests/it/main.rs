@@ -1,5 +1,6 @@
 //! The real `reconcile` binary, run on the shipped incident snapshots and on bad input.
 
+mod alpaca;
 mod crash;
 mod store;
 mod tastytrade;

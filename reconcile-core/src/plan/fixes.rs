@@ -352,6 +352,17 @@ fn backfill(r: &Report, p: &Policy) -> Draft {
     let mut any_risk = false;
     for u in &r.untracked_holdings {
         let id = PositionId::new(format!("bf-{}-{}", u.account, u.symbol.compact()));
+        let bracket_policy = match (u.symbol.is_option(), &p.options_bracket) {
+            (false, _) => &p.bracket,
+            (true, Some(b)) => b,
+            (true, None) => {
+                d.skip(
+                    format!("backfill:{id}"),
+                    "an option holding: no bracket policy for options is configured, so it is left for a person",
+                );
+                continue;
+            }
+        };
         let long = u.quantity.is_sign_positive();
         let qty = u.quantity.abs();
         let close_side = match (u.symbol.is_option(), long) {
@@ -368,7 +379,7 @@ fn backfill(r: &Report, p: &Policy) -> Draft {
         let mut targets = Vec::new();
         let mut risk = None;
         if let Some(entry) = u.average_price {
-            match bracket(entry, qty, long, &p.bracket) {
+            match bracket(entry, qty, long, bracket_policy) {
                 Some(rk) => {
                     let mut stop = ProfitTarget::unplaced("stop_loss");
                     stop.stop_price = Some(rk.stop_price);

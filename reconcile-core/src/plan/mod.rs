@@ -74,6 +74,11 @@ pub struct Policy {
     pub force: bool,
     /// Targets for backfilled positions.
     pub bracket: BracketPolicy,
+    /// An extension of plan v1: targets for backfilled option holdings. Without one (the
+    /// default), an option holding is not backfilled with an equity bracket: it is listed for a
+    /// person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options_bracket: Option<BracketPolicy>,
     /// Place a take profit and a stop loss on the same shares as one OCO order (default on;
     /// [`crate::Reconciler`] turns it off for a broker that takes none). Without it only the
     /// stop is placed: two independent exits of the same shares could close them twice.
@@ -106,6 +111,7 @@ impl Policy {
             max_placements: 20,
             force: false,
             bracket: BracketPolicy::default(),
+            options_bracket: None,
             oco: true,
         }
     }

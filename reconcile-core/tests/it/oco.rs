@@ -248,3 +248,60 @@ async fn a_crash_between_an_oco_send_and_its_links_is_healed_by_the_next_run() {
     assert_eq!(broker.placed().len(), 2, "nothing sent again");
     assert!(store.snapshot(at(NOW)).intents.is_empty());
 }
+
+#[test]
+fn an_option_holding_gets_no_equity_bracket_unless_options_have_a_policy() {
+    let (l, mut b) = qcom_world();
+    let call = "QQQ   251219C00640000";
+    let mut held = holding("PA3", call, "2");
+    held.average_price = Some(dec("4.00"));
+    b.positions.as_mut().unwrap().push(held);
+    let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+    assert_eq!(r.untracked_holdings.len(), 2);
+    let p = plan(&r, &backfilling());
+    let backfilled: Vec<_> = p
+        .actions
+        .iter()
+        .filter_map(|a| match &a.action {
+            Action::Backfill { position, .. } => Some(position.underlying.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        backfilled,
+        ["QCOM"],
+        "the option is not bracketed like shares"
+    );
+    let why = p
+        .skipped
+        .iter()
+        .find(|s| s.subject == "backfill:bf-PA3-QQQ251219C00640000")
+        .expect("the option is listed for a person");
+    assert!(why.reason.contains("left for a person"), "{}", why.reason);
+    assert_eq!(
+        p.backfill_total_risk,
+        Some(dec("1019.72")),
+        "QCOM's risk alone"
+    );
+
+    let with_options = Policy {
+        options_bracket: Some(reconcile_core::BracketPolicy {
+            stop_loss_pct: dec("50"),
+            take_profit_pct: dec("50"),
+        }),
+        ..backfilling()
+    };
+    let p = plan(&r, &with_options);
+    let risk = p
+        .actions
+        .iter()
+        .find_map(|a| match &a.action {
+            Action::Backfill { position, risk } if position.underlying == "QQQ" => risk.clone(),
+            _ => None,
+        })
+        .expect("backfilled under the options policy");
+    assert_eq!(
+        (risk.stop_price, risk.target_price),
+        (dec("2.00"), dec("6.00"))
+    );
+}

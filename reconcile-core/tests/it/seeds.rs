@@ -155,7 +155,14 @@ async fn alpaca_2025_11_06_backfill_risk_comes_out_to_the_cent() {
     let v = out.verify.unwrap();
     assert!(v.in_sync, "{}", v.to_json().unwrap());
     assert_eq!(
-        v.summary.matched, 10,
-        "a stop and a take-profit for each of the five"
+        v.summary.matched, 12,
+        "a stop and a take-profit for each of the five backfilled and the promoted WFC"
+    );
+    assert!(
+        out.results
+            .iter()
+            .any(|r| r.key == "promote:114" && r.outcome == reconcile_core::Outcome::Applied),
+        "WFC's pending position, its entry filled, is open now: {:?}",
+        out.results
     );
 }
