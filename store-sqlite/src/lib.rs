@@ -24,9 +24,11 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod codec;
+pub mod codec;
 mod locks;
 mod schema;
+
+pub use locks::RunLocks;
 
 pub use schema::SCHEMA_VERSION;
 

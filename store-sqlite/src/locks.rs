@@ -23,8 +23,9 @@ struct Held {
     lock: RunLock,
 }
 
-/// The run locks of one database.
-pub(crate) struct RunLocks {
+/// The run locks of one database: also for any other store over an SQLite file (the examples'
+/// store over an application's own tables uses them).
+pub struct RunLocks {
     db: PathBuf,
     held: Mutex<HashMap<AccountId, Held>>,
 }
@@ -38,7 +39,7 @@ fn failed(path: &Path, what: &str, e: &dyn std::fmt::Display) -> StoreError {
 
 impl RunLocks {
     /// The locks of the database at `db`.
-    pub(crate) fn beside(db: &Path) -> Self {
+    pub fn beside(db: &Path) -> Self {
         Self {
             db: db.to_owned(),
             held: Mutex::new(HashMap::new()),
@@ -104,7 +105,12 @@ impl RunLocks {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn acquire(
+    /// Takes `account`'s lock for `holder` (or confirms it for the holder's run), or names
+    /// the live holder that has it.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the lock file cannot be opened, locked or written.
+    pub fn acquire(
         &self,
         account: &AccountId,
         holder: &LockHolder,
@@ -157,11 +163,11 @@ impl RunLocks {
         }
     }
 
-    pub(crate) fn release(
-        &self,
-        account: &AccountId,
-        holder: &LockHolder,
-    ) -> Result<(), StoreError> {
+    /// Releases `account`'s lock if `holder`'s run holds it.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the lock file cannot be cleared.
+    pub fn release(&self, account: &AccountId, holder: &LockHolder) -> Result<(), StoreError> {
         let mut held = self.held();
         if held
             .get(account)
@@ -177,7 +183,11 @@ impl RunLocks {
         Ok(())
     }
 
-    pub(crate) fn unlock(&self, account: &AccountId) -> Result<Unlock, StoreError> {
+    /// Clears a dead holder's record; refuses while the holder is alive.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the lock file cannot be read or removed.
+    pub fn unlock(&self, account: &AccountId) -> Result<Unlock, StoreError> {
         if let Some(h) = self.held().get(account) {
             return Ok(Unlock::HeldByLiveHolder(h.lock.clone()));
         }
