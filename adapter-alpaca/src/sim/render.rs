@@ -50,19 +50,42 @@ fn expires(t: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(t)
 }
 
+/// Child orders by parent id, each list in the order the children were made.
+pub type Kids<'s> = std::collections::HashMap<&'s str, Vec<&'s Order>>;
+
+/// Every group's children, gathered once for a list of orders.
+pub fn kids(s: &State) -> Kids<'_> {
+    let mut out: Kids<'_> = std::collections::HashMap::new();
+    for o in s.orders.values() {
+        if let Some(p) = &o.parent {
+            out.entry(p.as_str()).or_default().push(o);
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    out
+}
+
 /// One order; `nested` folds its children into `legs`.
 pub fn order(s: &State, o: &Order, nested: bool) -> Value {
+    let mut k: Kids<'_> = std::collections::HashMap::new();
+    if nested {
+        k.insert(o.id.as_str(), s.children(&o.id));
+    }
+    order_in(&k, o, nested)
+}
+
+/// One order of a list, its children looked up in `kids`.
+pub fn order_in(kids: &Kids<'_>, o: &Order, nested: bool) -> Value {
     let mleg_parent = o.order_class == "mleg" && o.parent.is_none();
     let options = o.asset_class == "us_option";
-    let legs = if nested && o.parent.is_none() && !s.children(&o.id).is_empty() {
-        Value::Array(
-            s.children(&o.id)
-                .iter()
-                .map(|c| order(s, c, false))
-                .collect(),
-        )
-    } else {
-        Value::Null
+    let children = kids.get(o.id.as_str()).filter(|c| !c.is_empty());
+    let legs = match children {
+        Some(c) if nested && o.parent.is_none() => {
+            Value::Array(c.iter().map(|c| order_in(kids, c, false)).collect())
+        }
+        _ => Value::Null,
     };
     let mut v = json!({
         "id": o.id,

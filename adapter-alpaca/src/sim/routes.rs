@@ -265,10 +265,11 @@ async fn list(
     if !asc {
         rows.reverse();
     }
+    let kids = render::kids(&s);
     let body: Vec<Value> = rows
         .iter()
         .take(limit)
-        .map(|o| render::order(&s, o, nested))
+        .map(|o| render::order_in(&kids, o, nested))
         .collect();
     ok(&s, &Value::Array(body))
 }

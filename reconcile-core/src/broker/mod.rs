@@ -24,6 +24,13 @@ pub use retrying::Retrying;
 /// they page through the decorated page methods, so each page passes the decorator.
 macro_rules! decorate_broker {
     ($ty:ident) => {
+        impl<B> $ty<B> {
+            /// The broker it decorates.
+            pub fn inner(&self) -> &B {
+                &self.inner
+            }
+        }
+
         #[::async_trait::async_trait]
         impl<B: $crate::ports::Broker> $crate::ports::Broker for $ty<B> {
             fn name(&self) -> String {
