@@ -219,10 +219,12 @@ fn times_with_any_fraction_and_offset_are_the_same_instant() {
     for (text, want) in [
         ("2023-12-12T22:31:24Z", "2023-12-12T22:31:24+00:00"),
         ("2023-12-12T22:31:24.5Z", "2023-12-12T22:31:24.500+00:00"),
-        ("2023-12-12T17:31:24.668464435-05:00", "2023-12-12T22:31:24.668464435+00:00"),
+        (
+            "2023-12-12T17:31:24.668464435-05:00",
+            "2023-12-12T22:31:24.668464435+00:00",
+        ),
     ] {
-        let doc = fixture("docs-order-equity.json")
-            .replace("2023-12-12T22:31:24.577215743Z", text);
+        let doc = fixture("docs-order-equity.json").replace("2023-12-12T22:31:24.577215743Z", text);
         let o = order(&doc);
         assert_eq!(o[0].submitted_at.unwrap().to_rfc3339(), want, "{text}");
     }
