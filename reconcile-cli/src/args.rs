@@ -80,7 +80,7 @@ pub struct UnlockArgs {
     /// The account.
     #[arg(long, value_name = "ACCOUNT")]
     pub account: String,
-    /// The store: `sqlite:PATH`.
+    /// The store: `sqlite:PATH` or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, value_name = "STORE")]
     pub store: crate::sources::StoreUrl,
 }
@@ -97,7 +97,8 @@ pub struct SidesArgs {
     /// https://api.cert.tastyworks.com) or `alpaca` (default https://paper-api.alpaca.markets).
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
-    /// The store: `sqlite:PATH` (created if absent).
+    /// The store: `sqlite:PATH` (created if absent) or `postgres://USER@HOST:PORT/DB` (`?schema=`,
+    /// `&sslmode=`; the password in the URL or `PGPASSWORD`).
     #[arg(long, value_name = "STORE")]
     pub store: crate::sources::StoreUrl,
     /// Only this account (repeatable).
@@ -152,7 +153,7 @@ pub enum Side {
 pub struct ExportArgs {
     /// Which side.
     pub side: Side,
-    /// The store (for `local`): `sqlite:PATH`.
+    /// The store (for `local`): `sqlite:PATH` or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, value_name = "STORE", required_if_eq("side", "local"))]
     pub store: Option<crate::sources::StoreUrl>,
     /// The broker (for `broker`): as `run --broker` takes it.
@@ -181,7 +182,8 @@ pub struct ImportArgs {
     pub side: Side,
     /// The snapshot file.
     pub file: PathBuf,
-    /// The store: `sqlite:PATH` (created if absent).
+    /// The store: `sqlite:PATH` (created if absent) or `postgres://USER@HOST:PORT/DB` (`?schema=`,
+    /// `&sslmode=`; the password in the URL or `PGPASSWORD`).
     #[arg(long, value_name = "STORE")]
     pub store: crate::sources::StoreUrl,
 }

@@ -158,13 +158,13 @@ impl Config {
                 }
                 Job::Import {
                     file: a.file,
-                    store: a.store,
+                    store: a.store.checked().map_err(UsageError)?,
                 }
             }
             Command::Demo(a) => Job::Demo(a.broker),
             Command::Unlock(a) => Job::Unlock {
                 account: a.account,
-                store: a.store,
+                store: a.store.checked().map_err(UsageError)?,
             },
             Command::Sim(a) => Job::Sim(a),
         };
@@ -214,7 +214,7 @@ fn sides(a: SidesArgs, env: &dyn Env) -> Result<Sides, UsageError> {
         },
         broker: a.broker,
         base_url: a.base_url,
-        store: a.store,
+        store: a.store.checked().map_err(UsageError)?,
         settle: a.settle,
         yes: a.yes,
         json: a.json,
@@ -233,7 +233,9 @@ fn export(a: ExportArgs) -> Result<Export, UsageError> {
             }
             let store = a
                 .store
-                .ok_or_else(|| UsageError("export local needs --store".to_owned()))?;
+                .ok_or_else(|| UsageError("export local needs --store".to_owned()))?
+                .checked()
+                .map_err(UsageError)?;
             Ok(Export::Local {
                 store,
                 scope,
@@ -394,6 +396,15 @@ mod tests {
         assert!(e.0.contains("do not apply"), "{e}");
         let e = config(&["import", "broker", "b.json", "--store", "sqlite:x"], &[]).unwrap_err();
         assert!(e.0.contains("only a local snapshot"), "{e}");
+        // A bad store URL is named without its password (the argument parser never sees it fail).
+        for store in [
+            "postgres://desk:pw-31@h/d?sslmode=sometimes",
+            "mysql://desk:pw-31@h/d",
+        ] {
+            let e = config(&["run", "--broker", "tastytrade", "--store", store], &[]).unwrap_err();
+            assert!(e.0.contains("--store"), "{e}");
+            assert!(!e.0.contains("pw-31"), "{e}");
+        }
         let e = config(&["diff", "--local", "l", "--broker", "b", "-q", "-v"], &[]).unwrap_err();
         assert!(e.0.contains("cannot be used with"), "{e}");
     }

@@ -133,8 +133,8 @@ fn broker(
     }
 }
 
-fn store(url: &StoreUrl) -> Result<Arc<dyn Store>, CliError> {
-    url.open().map_err(other)
+fn store(url: &StoreUrl, rt: &tokio::runtime::Runtime) -> Result<Arc<dyn Store>, CliError> {
+    rt.block_on(url.open()).map_err(other)
 }
 
 fn run_id() -> RunId {
@@ -219,7 +219,7 @@ pub fn run(sides: &Sides, policy: &Policy, out: Option<&Path>) -> Result<ExitCod
     let rt = runtime()?;
     let (b, s) = (
         broker(&sides.broker, sides.base_url.as_deref(), &rt)?,
-        store(&sides.store)?,
+        store(&sides.store, &rt)?,
     );
     let mut rec = Reconciler::new(b.broker.as_ref(), s.as_ref())
         .with_options(sides.options.clone())
@@ -264,7 +264,7 @@ pub fn apply(plan_path: &Path, sides: &Sides) -> Result<ExitCode, CliError> {
     let rt = runtime()?;
     let (b, s) = (
         broker(&sides.broker, sides.base_url.as_deref(), &rt)?,
-        store(&sides.store)?,
+        store(&sides.store, &rt)?,
     );
     let mut rec = Reconciler::new(b.broker.as_ref(), s.as_ref())
         .with_options(sides.options.clone())
@@ -284,7 +284,7 @@ pub fn export(e: Export) -> Result<ExitCode, CliError> {
             scope,
             out,
         } => {
-            let s = store(&url)?;
+            let s = store(&url, &rt)?;
             (
                 rt.block_on(s.load(&scope, now)).map_err(other)?.to_json()?,
                 out,
@@ -335,8 +335,8 @@ pub fn import(file: &Path, url: &StoreUrl) -> Result<ExitCode, CliError> {
         path: file.to_owned(),
         source,
     })?;
-    let s = store(url)?;
     let rt = runtime()?;
+    let s = store(url, &rt)?;
     let existing = rt
         .block_on(s.load(&reconcile_core::Scope::all(), snap.as_of))
         .map_err(other)?;
@@ -379,8 +379,8 @@ pub fn import(file: &Path, url: &StoreUrl) -> Result<ExitCode, CliError> {
 }
 
 pub fn unlock(account: &str, url: &StoreUrl) -> Result<ExitCode, CliError> {
-    let s = store(url)?;
     let rt = runtime()?;
+    let s = store(url, &rt)?;
     match rt.block_on(s.unlock(&account.into())).map_err(other)? {
         reconcile_core::Unlock::NotLocked => {
             eprintln!("account {account} is not locked");

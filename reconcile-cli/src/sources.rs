@@ -5,26 +5,67 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A parsed `--store` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// `sqlite:PATH`, created if absent.
     Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…` (the password, if any, is in the URL or `PGPASSWORD`).
+    Postgres(String),
+    /// A value that is no store, with the reason (the value redacted). Parsing never fails, so
+    /// that the argument parser never repeats a URL, password and all, in its own message;
+    /// [`StoreUrl::checked`] turns this into the usage error.
+    Invalid(String),
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(p) => write!(f, "Sqlite({})", p.display()),
+            Self::Postgres(url) => write!(f, "Postgres({})", store_postgres::redact(url)),
+            Self::Invalid(why) => write!(f, "Invalid({why})"),
+        }
+    }
 }
 
 impl std::str::FromStr for StoreUrl {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.split_once(':') {
-            Some(("sqlite", path)) if !path.is_empty() => Ok(Self::Sqlite(PathBuf::from(path))),
-            _ => Err(format!("not a store: {s:?} (try sqlite:PATH)")),
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            // Checked whole here, so that a bad URL is a usage error before anything runs.
+            return Ok(
+                match store_postgres::Settings::parse(s, &store_postgres::ProcessEnv) {
+                    Ok(_) => Self::Postgres(s.to_owned()),
+                    Err(why) => Self::Invalid(why),
+                },
+            );
         }
+        Ok(match s.split_once(':') {
+            Some(("sqlite", path)) if !path.is_empty() => Self::Sqlite(PathBuf::from(path)),
+            _ => Self::Invalid(format!(
+                "not a store: {:?} (try sqlite:PATH or postgres://USER@HOST:PORT/DB)",
+                store_postgres::redact(s)
+            )),
+        })
     }
 }
 
 impl StoreUrl {
-    pub fn open(&self) -> Result<Arc<dyn Store>, reconcile_core::StoreError> {
+    /// The store, or the usage error naming why it is none.
+    pub fn checked(self) -> Result<Self, String> {
+        match self {
+            Self::Invalid(why) => Err(format!("--store: {why}")),
+            ok => Ok(ok),
+        }
+    }
+
+    pub async fn open(&self) -> Result<Arc<dyn Store>, reconcile_core::StoreError> {
         match self {
             Self::Sqlite(path) => Ok(Arc::new(store_sqlite::SqliteStore::open(path)?)),
+            Self::Postgres(url) => Ok(Arc::new(store_postgres::PostgresStore::connect(url).await?)),
+            Self::Invalid(why) => Err(reconcile_core::StoreError::Backend {
+                store: "none".to_owned(),
+                message: why.clone(),
+            }),
         }
     }
 }

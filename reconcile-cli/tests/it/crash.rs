@@ -15,11 +15,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "sweep-secret";
-const REFRESH: &str = "sweep-refresh";
-const ACCOUNT: &str = "5WT00001";
+pub(super) const SECRET: &str = "sweep-secret";
+pub(super) const REFRESH: &str = "sweep-refresh";
+pub(super) const ACCOUNT: &str = "5WT00001";
 /// 20 short call spreads, two closing targets each: 40 placements.
-const SPREADS: usize = 20;
+pub(super) const SPREADS: usize = 20;
 
 fn sym(i: usize, leg: usize) -> String {
     format!(
@@ -30,7 +30,7 @@ fn sym(i: usize, leg: usize) -> String {
 }
 
 /// The records (positions with unplaced targets) and the broker (holdings, no orders).
-fn world() -> (reconcile_core::LocalSnapshot, BrokerSnapshot) {
+pub(super) fn world() -> (reconcile_core::LocalSnapshot, BrokerSnapshot) {
     let mut positions = Vec::new();
     let mut held = Vec::new();
     for i in 0..SPREADS {
@@ -65,13 +65,13 @@ fn world() -> (reconcile_core::LocalSnapshot, BrokerSnapshot) {
 }
 
 /// The simulator in its own process; its first line is its base URL.
-struct SimProcess {
+pub(super) struct SimProcess {
     child: Child,
-    url: String,
+    pub(super) url: String,
 }
 
 impl SimProcess {
-    fn start(seed: &std::path::Path) -> Self {
+    pub(super) fn start(seed: &std::path::Path) -> Self {
         let mut child = Command::new(reconcile_bin())
             .args(["sim", "tastytrade", "--seed", seed.to_str().unwrap()])
             .env("TASTYTRADE_CLIENT_SECRET", SECRET)
@@ -92,7 +92,7 @@ impl SimProcess {
 
 impl SimProcess {
     /// Queues a fault in the simulator's process through its admin endpoint.
-    fn fail_next(&self, rule: &serde_json::Value) {
+    pub(super) fn fail_next(&self, rule: &serde_json::Value) {
         use std::io::{Read, Write};
         let addr = self.url.trim_start_matches("http://");
         let body = rule.to_string();
@@ -116,7 +116,7 @@ impl Drop for SimProcess {
     }
 }
 
-fn run_args<'a>(url: &'a str, store: &'a str) -> Vec<&'a str> {
+pub(super) fn run_args<'a>(url: &'a str, store: &'a str) -> Vec<&'a str> {
     vec![
         "run",
         "--broker",
@@ -137,7 +137,7 @@ fn run_args<'a>(url: &'a str, store: &'a str) -> Vec<&'a str> {
     ]
 }
 
-fn command(args: &[&str]) -> Command {
+pub(super) fn command(args: &[&str]) -> Command {
     let mut c = Command::new(reconcile_bin());
     c.args(args)
         .env("TASTYTRADE_CLIENT_SECRET", SECRET)
@@ -186,14 +186,14 @@ fn client(url: &str) -> adapter_tastytrade::DecoratedTastytrade {
     .decorated()
 }
 
-async fn orders_at(url: &str) -> Vec<reconcile_core::Order> {
+pub(super) async fn orders_at(url: &str) -> Vec<reconcile_core::Order> {
     client(url)
         .order_history(&ACCOUNT.into(), at("2025-01-01T00:00:00Z"))
         .await
         .unwrap()
 }
 
-async fn check_agreement(url: &str, store: &store_sqlite::SqliteStore) -> (usize, usize) {
+pub(super) async fn check_agreement(url: &str, store: &dyn Store) -> (usize, usize) {
     let all = orders_at(url).await;
     let working: BTreeSet<String> = all
         .iter()

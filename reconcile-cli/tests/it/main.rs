@@ -2,6 +2,7 @@
 
 mod alpaca;
 mod crash;
+mod postgres;
 mod store;
 mod tastytrade;
 
