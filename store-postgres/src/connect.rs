@@ -115,8 +115,13 @@ where
     });
 }
 
-/// A new session, its connection task spawned on the current runtime.
-pub(crate) async fn session(settings: &Settings) -> Result<Client, StoreError> {
+/// A new session to the database of `settings` (TLS as its `sslmode` asks), its connection
+/// driven by a task spawned on the current runtime: for stores over an application's own
+/// tables.
+///
+/// # Errors
+/// [`StoreError::Backend`] naming the database (never the password).
+pub async fn session(settings: &Settings) -> Result<Client, StoreError> {
     let fail = |e: &dyn std::fmt::Display| backend(settings, "cannot connect", e);
     let pg = |e: tokio_postgres::Error| backend(settings, "cannot connect", &describe(&e));
     match settings.tls {

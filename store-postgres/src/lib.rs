@@ -30,12 +30,14 @@ mod locks;
 mod schema;
 mod settings;
 
+pub use connect::session;
+pub use locks::Locks;
 pub use schema::SCHEMA_VERSION;
 pub use settings::{DEFAULT_SCHEMA, Env, ProcessEnv, Settings, Tls, redact};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use connect::{backend, describe, session};
+use connect::{backend, describe};
 use futures_util::future::try_join_all;
 use reconcile_core::decimal::parse_decimal;
 use reconcile_core::{

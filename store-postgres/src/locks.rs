@@ -18,7 +18,11 @@ struct Held {
     lock: RunLock,
 }
 
-pub(crate) struct Locks {
+/// Run locks of one database and schema: for [`crate::PostgresStore`], and for any other store
+/// over PostgreSQL (an example store over an application's own tables uses them). The holders'
+/// records go to a `lock_holders` table in the settings' schema, which [`Locks::create_table`]
+/// makes when absent.
+pub struct Locks {
     settings: Arc<Settings>,
     s: Arc<str>,
     held: Mutex<HashMap<AccountId, Held>>,
@@ -34,6 +38,28 @@ impl Locks {
             s,
             held: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Locks for the database and schema of `settings`.
+    pub fn for_schema(settings: Settings) -> Self {
+        let s: Arc<str> = format!("\"{}\"", settings.schema()).into();
+        Self::new(Arc::new(settings), s)
+    }
+
+    /// Makes the holders' table in the schema when absent.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] naming the database.
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let c = session(&self.settings).await?;
+        let s = &self.s;
+        c.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {s}.lock_holders (
+                 account TEXT PRIMARY KEY, run_id TEXT NOT NULL, host TEXT NOT NULL,
+                 pid BIGINT NOT NULL, since TIMESTAMPTZ NOT NULL)"
+        ))
+        .await
+        .map_err(self.fail("making the lock holders' table"))
     }
 
     fn fail(
@@ -77,7 +103,12 @@ impl Locks {
         Ok(row.get(0))
     }
 
-    pub(crate) async fn acquire(
+    /// Takes `account`'s lock for `holder` (or confirms it for the holder's run), or names the
+    /// live holder that has it.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] naming the database.
+    pub async fn acquire(
         &self,
         account: &AccountId,
         holder: &LockHolder,
@@ -133,7 +164,11 @@ impl Locks {
         }))
     }
 
-    pub(crate) async fn release(
+    /// Releases `account`'s lock if `holder`'s run holds it.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] naming the database.
+    pub async fn release(
         &self,
         account: &AccountId,
         holder: &LockHolder,
@@ -167,7 +202,11 @@ impl Locks {
         Ok(())
     }
 
-    pub(crate) async fn unlock(&self, account: &AccountId) -> Result<Unlock, StoreError> {
+    /// Clears a dead holder's record; refuses while the holder is alive.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] naming the database.
+    pub async fn unlock(&self, account: &AccountId) -> Result<Unlock, StoreError> {
         if let Some(h) = self.held.lock().await.get(account) {
             return Ok(Unlock::HeldByLiveHolder(h.lock.clone()));
         }
