@@ -4,6 +4,7 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
 use criterion::{Criterion, criterion_group};
+use reconcile_benches::{condor, link_batch};
 use reconcile_core::testkit::InMemoryBroker;
 use reconcile_core::testkit::build::{PositionExt, TargetExt, at, holding, position, target};
 use reconcile_core::{
@@ -21,32 +22,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     dir.join("db.sqlite")
-}
-
-fn condor(id: &str, account: &str) -> reconcile_core::Position {
-    let s = |k: &str| format!("QQQ   251219{k}");
-    position(id, account, "QQQ")
-        .leg(&s("C00640000"), "-1")
-        .leg(&s("C00645000"), "1")
-        .target(
-            target("call_spread")
-                .active(&format!("{id}-c"))
-                .limit("0.60")
-                .qty("1")
-                .leg(&s("C00640000"), Side::BuyToClose, "1"),
-        )
-        .target(
-            target("put_spread_1")
-                .active(&format!("{id}-p1"))
-                .limit("0.55")
-                .qty("1")
-                .leg(&s("P00500000"), Side::BuyToClose, "1"),
-        )
-        .target(target("put_spread_2").limit("0.50").qty("1").leg(
-            &s("P00490000"),
-            Side::BuyToClose,
-            "1",
-        ))
 }
 
 fn seeded(path: &Path, n: usize) -> SqliteStore {
@@ -75,24 +50,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| store.load_blocking(&Scope::all(), now).expect("load"))
     });
 
-    let batch = ChangeBatch {
-        changes: (0..10_000)
-            .map(|i| LocalChange::LinkTarget {
-                position_id: format!("P{i:06}").into(),
-                target_key: "put_spread_2".into(),
-                order_id: format!("new-{i}").into(),
-                client_order_id: Some(format!("rc-bench-{i}").into()),
-                placed_at: Some(now),
-            })
-            .collect(),
-        audit: vec![AuditRecord {
-            run_id: "bench".into(),
-            at: now,
-            action_key: "batch".to_owned(),
-            outcome: Outcome::Applied,
-            detail: String::new(),
-        }],
-    };
+    let batch = link_batch(10_000, now);
     g.bench_function("apply_10k_changes_one_batch", |b| {
         b.iter(|| store.apply_blocking(&batch).expect("apply"))
     });

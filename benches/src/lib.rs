@@ -1,7 +1,7 @@
 //! Workloads shared by the benchmarks: snapshot pairs of a given size with a realistic mix of
 //! categories (most targets matched, a few drifted, invalid, missing; a few orphans).
 
-use reconcile_core::testkit::build::{dec, order, position, target};
+use reconcile_core::testkit::build::{PositionExt, TargetExt, dec, order, position, target};
 use reconcile_core::{
     BrokerSnapshot, LocalSnapshot, OrderId, OrderStatus, PositionLeg, Side, Symbol, TargetLeg,
     TargetStatus,
@@ -114,4 +114,55 @@ pub fn baseline(local: &LocalSnapshot, broker: &BrokerSnapshot) -> (usize, usize
         referenced.difference(&working).count(),
         working.difference(&referenced).count(),
     )
+}
+
+/// An iron condor's worth of records: two legs held, three targets (two active, one not).
+pub fn condor(id: &str, account: &str) -> reconcile_core::Position {
+    let s = |k: &str| format!("QQQ   251219{k}");
+    position(id, account, "QQQ")
+        .leg(&s("C00640000"), "-1")
+        .leg(&s("C00645000"), "1")
+        .target(
+            target("call_spread")
+                .active(&format!("{id}-c"))
+                .limit("0.60")
+                .qty("1")
+                .leg(&s("C00640000"), Side::BuyToClose, "1"),
+        )
+        .target(
+            target("put_spread_1")
+                .active(&format!("{id}-p1"))
+                .limit("0.55")
+                .qty("1")
+                .leg(&s("P00500000"), Side::BuyToClose, "1"),
+        )
+        .target(target("put_spread_2").limit("0.50").qty("1").leg(
+            &s("P00490000"),
+            Side::BuyToClose,
+            "1",
+        ))
+}
+
+/// One batch linking the third target of positions `P000000`… to new orders, with its audit
+/// record: the stores' "apply 10k changes" case.
+pub fn link_batch(n: usize, now: chrono::DateTime<chrono::Utc>) -> reconcile_core::ChangeBatch {
+    use reconcile_core::{AuditRecord, ChangeBatch, LocalChange, Outcome};
+    ChangeBatch {
+        changes: (0..n)
+            .map(|i| LocalChange::LinkTarget {
+                position_id: format!("P{i:06}").into(),
+                target_key: "put_spread_2".into(),
+                order_id: format!("new-{i}").into(),
+                client_order_id: Some(format!("rc-bench-{i}").into()),
+                placed_at: Some(now),
+            })
+            .collect(),
+        audit: vec![AuditRecord {
+            run_id: "bench".into(),
+            at: now,
+            action_key: "batch".to_owned(),
+            outcome: Outcome::Applied,
+            detail: String::new(),
+        }],
+    }
 }

@@ -465,6 +465,9 @@ struct Step {
     sql: String,
     params: Vec<Box<dyn ToSql + Sync + Send>>,
     missing: Option<String>,
+    /// For a bulk update: the targets (`position/key`) it must find, which its `RETURNING`
+    /// names.
+    finds: Option<Vec<String>>,
 }
 
 impl Step {
@@ -473,6 +476,7 @@ impl Step {
             sql,
             params: Vec::new(),
             missing,
+            finds: None,
         }
     }
 
@@ -634,6 +638,53 @@ fn insert_positions(
     steps
 }
 
+/// One statement for a run of links to distinct targets: `UPDATE … FROM unnest(…)`, returning
+/// the targets it found.
+fn link_targets(s: &str, links: &[&LocalChange]) -> Step {
+    let (mut pid, mut key, mut oid, mut cid, mut at) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for c in links {
+        if let LocalChange::LinkTarget {
+            position_id,
+            target_key,
+            order_id,
+            client_order_id,
+            placed_at,
+        } = c
+        {
+            pid.push(position_id.to_string());
+            key.push(target_key.to_string());
+            oid.push(order_id.to_string());
+            cid.push(client_order_id.as_ref().map(ToString::to_string));
+            at.push(*placed_at);
+        }
+    }
+    let finds = pid
+        .iter()
+        .zip(&key)
+        .map(|(p, k)| format!("{p}/{k}"))
+        .collect();
+    let mut step = Step::new(
+        format!(
+            "UPDATE {s}.targets t SET status = 'active', order_id = u.oid,
+                client_order_id = COALESCE(u.cid, t.client_order_id),
+                placed_at = COALESCE(u.at, t.placed_at), last_attempt = COALESCE(u.at, t.last_attempt),
+                last_error = NULL
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[]) AS u(pid, key, oid, cid, at)
+             WHERE t.position_id = u.pid AND t.key = u.key
+             RETURNING t.position_id || '/' || t.key"
+        ),
+        None,
+    )
+    .p(pid)
+    .p(key)
+    .p(oid)
+    .p(cid)
+    .p(at);
+    step.finds = Some(finds);
+    step
+}
+
 /// The statement of one change other than an insertion.
 fn change_step(s: &str, c: &LocalChange) -> Option<Step> {
     let target = |p: &reconcile_core::PositionId, k: &reconcile_core::TargetKey| {
@@ -754,12 +805,27 @@ async fn run_steps(
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect();
-        async move { tx.execute(st.sql.as_str(), &params).await }
+        async move {
+            if st.finds.is_some() {
+                let rows = tx.query(st.sql.as_str(), &params).await?;
+                Ok((0, rows.iter().map(|r| r.get::<_, String>(0)).collect()))
+            } else {
+                Ok::<_, tokio_postgres::Error>((
+                    tx.execute(st.sql.as_str(), &params).await?,
+                    Vec::new(),
+                ))
+            }
+        }
     }))
     .await
     .map_err(fail)?;
-    for (st, n) in steps.iter().zip(counts) {
-        if n == 0
+    for (st, (n, found)) in steps.iter().zip(counts) {
+        if let Some(wanted) = &st.finds {
+            let found: std::collections::HashSet<String> = found.into_iter().collect();
+            if let Some(w) = wanted.iter().find(|w| !found.contains(*w)) {
+                return Err(missing(format!("target {w}")));
+            }
+        } else if n == 0
             && let Some(what) = &st.missing
         {
             return Err(missing(what.clone()));
@@ -796,22 +862,47 @@ impl PostgresStore {
                 existing.insert(r.get(0));
             }
         }
-        // In order: runs of consecutive insertions in bulk, every other change one statement.
+        // In order: runs of consecutive insertions in bulk, runs of links to distinct targets
+        // in bulk, every other change one statement.
         let mut steps = Vec::new();
         let mut run: Vec<&Position> = Vec::new();
+        let mut links: Vec<&LocalChange> = Vec::new();
+        let mut linked: std::collections::HashSet<(String, String)> =
+            std::collections::HashSet::new();
         for c in &batch.changes {
-            if let LocalChange::InsertPosition { position } = c {
-                run.push(position);
-                continue;
+            let link_key = match c {
+                LocalChange::LinkTarget {
+                    position_id,
+                    target_key,
+                    ..
+                } => Some((position_id.to_string(), target_key.to_string())),
+                _ => None,
+            };
+            // A run ends where another kind of change starts, or where a link repeats a target
+            // (the later one must win, as it would one statement at a time).
+            if !links.is_empty() && link_key.as_ref().is_none_or(|k| linked.contains(k)) {
+                steps.push(link_targets(s, &links));
+                links.clear();
+                linked.clear();
             }
-            if !run.is_empty() {
+            if !run.is_empty() && !matches!(c, LocalChange::InsertPosition { .. }) {
                 steps.extend(insert_positions(s, &run, &existing));
                 existing.extend(run.drain(..).map(|p| p.id.to_string()));
             }
-            steps.extend(change_step(s, c));
+            match (c, link_key) {
+                (LocalChange::InsertPosition { position }, _) => run.push(position),
+                (_, Some(k)) => {
+                    linked.insert(k);
+                    links.push(c);
+                }
+                _ => steps.extend(change_step(s, c)),
+            }
         }
         if !run.is_empty() {
             steps.extend(insert_positions(s, &run, &existing));
+        }
+        if !links.is_empty() {
+            steps.push(link_targets(s, &links));
         }
         if !batch.audit.is_empty() {
             let a = &batch.audit;
