@@ -28,6 +28,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Read the store and a broker, diff, plan and (with a fix flag) apply and verify.
     Run(RunArgs),
+    /// `run` on a jittered interval, applying only the fixes switched on; a failed read skips
+    /// the cycle; SIGINT/SIGTERM ends it between two actions (exit 0).
+    Watch(WatchArgs),
     /// Apply a plan written by `plan --out` or `run --out`: re-read both sides, carry out only
     /// the actions still justified.
     Apply(ApplyArgs),
@@ -107,6 +110,9 @@ pub struct SidesArgs {
     /// Only this underlying (repeatable).
     #[arg(long = "underlying", value_name = "SYM")]
     pub underlyings: Vec<String>,
+    /// Only this position's targets and fixes (repeatable); the others are still read.
+    #[arg(long = "position", value_name = "ID")]
+    pub positions: Vec<String>,
     /// How long a just-sent order may be invisible (`60s`, `2m`, `1h`, or seconds).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub grace: TimeDelta,
@@ -116,6 +122,9 @@ pub struct SidesArgs {
     /// Print report v1 (the final one) instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Show every category's count, not only those that are not empty.
+    #[arg(long)]
+    pub all: bool,
     /// How long after an intent was written a dead run's order may still reach the broker;
     /// healing waits at most this long before it judges the order absent.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
@@ -131,6 +140,23 @@ pub struct RunArgs {
     /// Also write the plan here as JSON.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub sides: SidesArgs,
+    #[command(flatten)]
+    pub fixes: FixArgs,
+    /// Time between cycles (`30s`, `5m`, `30m`), spread by ±10 %.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub interval: TimeDelta,
+    /// Stop after this many cycles (for scripts and tests).
+    #[arg(long, value_name = "N")]
+    pub max_cycles: Option<u64>,
+    /// Serve the last cycle's health in the Prometheus text format on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +228,9 @@ pub struct DiffArgs {
     /// Only this account (repeatable).
     #[arg(long = "account", value_name = "ACCOUNT")]
     pub accounts: Vec<String>,
+    /// Only this position's targets and fixes (repeatable); the others are still read.
+    #[arg(long = "position", value_name = "ID")]
+    pub positions: Vec<String>,
     /// How long a just-sent order may be invisible (`60s`, `2m`, `1h`, or seconds).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub grace: TimeDelta,
@@ -211,6 +240,9 @@ pub struct DiffArgs {
     /// Print JSON (report v1, or the plan) instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Show every category's count, not only those that are not empty.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -317,8 +349,11 @@ impl FixArgs {
 }
 
 /// The scope the repeatable `--account` and `--underlying` flags give (none: everything).
-pub fn scope(accounts: &[String], underlyings: &[String]) -> Scope {
+pub fn scope(accounts: &[String], underlyings: &[String], positions: &[String]) -> Scope {
     let mut scope = Scope::all();
+    for p in positions {
+        scope = scope.with_position(p.as_str());
+    }
     for u in underlyings {
         scope = scope.with_underlying(u.as_str());
     }

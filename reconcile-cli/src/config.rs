@@ -40,6 +40,7 @@ pub struct Files {
     pub broker: PathBuf,
     pub options: DiffOptions,
     pub json: bool,
+    pub all: bool,
 }
 
 /// A live broker and a store.
@@ -52,6 +53,7 @@ pub struct Sides {
     pub settle: chrono::TimeDelta,
     pub yes: bool,
     pub json: bool,
+    pub all: bool,
 }
 
 /// What to export.
@@ -85,6 +87,7 @@ pub enum Job {
         policy: Policy,
         out: Option<PathBuf>,
     },
+    Watch(crate::watch::Watch),
     Apply {
         plan: PathBuf,
         sides: Sides,
@@ -145,6 +148,21 @@ impl Config {
                     out: a.out,
                 }
             }
+            Command::Watch(a) => {
+                let policy = a.fixes.policy();
+                let sides = sides(a.sides, env)?;
+                check_broker_fixes(&sides.broker, &policy)?;
+                if a.interval <= chrono::TimeDelta::zero() {
+                    return Err(UsageError("--interval must be longer than zero".to_owned()));
+                }
+                Job::Watch(crate::watch::Watch {
+                    sides,
+                    policy,
+                    interval: a.interval,
+                    max_cycles: a.max_cycles,
+                    metrics: a.metrics_listen,
+                })
+            }
             Command::Apply(a) => Job::Apply {
                 plan: a.plan,
                 sides: sides(a.sides, env)?,
@@ -175,13 +193,14 @@ impl Config {
 fn files(a: DiffArgs) -> Files {
     Files {
         options: DiffOptions {
-            scope: scope(&a.accounts, &a.underlyings),
+            scope: scope(&a.accounts, &a.underlyings, &a.positions),
             grace: a.grace,
             now: a.now,
         },
         local: a.local,
         broker: a.broker,
         json: a.json,
+        all: a.all,
     }
 }
 
@@ -198,7 +217,7 @@ fn check_base_url(broker: &BrokerUrl, base_url: Option<&String>) -> Result<(), U
 
 fn sides(a: SidesArgs, env: &dyn Env) -> Result<Sides, UsageError> {
     check_base_url(&a.broker, a.base_url.as_ref())?;
-    let mut scope = scope(&a.accounts, &a.underlyings);
+    let mut scope = scope(&a.accounts, &a.underlyings, &a.positions);
     // `TASTYTRADE_ACCOUNT` names the account when none is given for the live API.
     if scope.accounts.is_empty()
         && matches!(a.broker, BrokerUrl::Tastytrade)
@@ -218,11 +237,12 @@ fn sides(a: SidesArgs, env: &dyn Env) -> Result<Sides, UsageError> {
         settle: a.settle,
         yes: a.yes,
         json: a.json,
+        all: a.all,
     })
 }
 
 fn export(a: ExportArgs) -> Result<Export, UsageError> {
-    let scope = scope(&a.accounts, &a.underlyings);
+    let scope = scope(&a.accounts, &a.underlyings, &[]);
     match a.side {
         Side::Local => {
             if a.broker.is_some() || a.base_url.is_some() || a.since.is_some() {

@@ -86,7 +86,7 @@ async fn report_fix_verify(
 ) -> Result<reconcile_core::Report, CliError> {
     let (before, plan) = rec.plan(now).await.map_err(other)?;
     out.push_str("1. Dry run: what disagrees\n");
-    out.push_str(&crate::output::plan_table(&before, &plan));
+    out.push_str(&crate::output::plan_table(&before, &plan, true));
     out.push_str(&format!("\n2. Apply: {flags} --yes\n"));
     let applied = rec
         .apply(&plan, &ApplyOptions::new("demo-1", now))
@@ -95,7 +95,7 @@ async fn report_fix_verify(
     out.push_str(&crate::output::apply_table(&applied));
     out.push_str("\n3. Run again\n");
     let after = rec.diff(now).await.map_err(other)?;
-    out.push_str(&crate::output::report_table(&after));
+    out.push_str(&crate::output::report_table(&after, true));
     Ok(after)
 }
 

@@ -19,7 +19,7 @@ fn other(e: impl std::fmt::Display) -> CliError {
     CliError::Other(e.to_string())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -27,8 +27,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 /// A broker, and the simulator behind it when there is one (kept alive for the command).
-struct OpenBroker {
-    broker: Arc<dyn Broker>,
+pub(crate) struct OpenBroker {
+    pub(crate) broker: Arc<dyn Broker>,
     _sim: Option<Box<dyn std::any::Any>>,
 }
 
@@ -40,7 +40,19 @@ fn read_broker_snapshot(path: &std::path::Path) -> Result<BrokerSnapshot, CliErr
     })
 }
 
-fn broker(
+/// Opens the broker a `--broker` value names (starting its simulator, if it is one), counting
+/// its pages on the progress line when stderr is a terminal.
+pub(crate) fn open_broker(
+    url: &BrokerUrl,
+    base_url: Option<&str>,
+    rt: &tokio::runtime::Runtime,
+) -> Result<OpenBroker, CliError> {
+    let mut opened = open_broker_inner(url, base_url, rt)?;
+    opened.broker = crate::progress::Counting::wrap(opened.broker);
+    Ok(opened)
+}
+
+fn open_broker_inner(
     url: &BrokerUrl,
     base_url: Option<&str>,
     rt: &tokio::runtime::Runtime,
@@ -158,7 +170,11 @@ pub(crate) fn hostname() -> String {
 
 /// Options for a real run started now, its locks held from this machine.
 pub(crate) fn apply_options() -> ApplyOptions {
-    ApplyOptions::new(run_id(), Utc::now()).on_host(hostname())
+    let options = ApplyOptions::new(run_id(), Utc::now()).on_host(hostname());
+    match crate::progress::actions() {
+        Some(p) => options.with_progress(p),
+        None => options,
+    }
 }
 
 /// Asks before destructive steps unless `--yes`; away from a terminal the answer is no.
@@ -196,11 +212,12 @@ fn show(
     plan: &Plan,
     applied: Option<&ApplyReport>,
 ) -> Result<ExitCode, CliError> {
+    crate::progress::done();
     let last = applied.and_then(|a| a.verify.as_ref()).unwrap_or(before);
     if sides.json {
         crate::emit(&last.to_json()?)?;
     } else {
-        let mut out = crate::output::plan_table(before, plan);
+        let mut out = crate::output::plan_table(before, plan, sides.all);
         if let Some(a) = applied {
             out.push_str(&crate::output::apply_table(a));
         }
@@ -218,7 +235,7 @@ fn show(
 pub fn run(sides: &Sides, policy: &Policy, out: Option<&Path>) -> Result<ExitCode, CliError> {
     let rt = runtime()?;
     let (b, s) = (
-        broker(&sides.broker, sides.base_url.as_deref(), &rt)?,
+        open_broker(&sides.broker, sides.base_url.as_deref(), &rt)?,
         store(&sides.store, &rt)?,
     );
     let mut rec = Reconciler::new(b.broker.as_ref(), s.as_ref())
@@ -263,7 +280,7 @@ pub fn apply(plan_path: &Path, sides: &Sides) -> Result<ExitCode, CliError> {
     crate::config::check_broker_fixes(&sides.broker, &plan.policy)?;
     let rt = runtime()?;
     let (b, s) = (
-        broker(&sides.broker, sides.base_url.as_deref(), &rt)?,
+        open_broker(&sides.broker, sides.base_url.as_deref(), &rt)?,
         store(&sides.store, &rt)?,
     );
     let mut rec = Reconciler::new(b.broker.as_ref(), s.as_ref())
@@ -298,7 +315,7 @@ pub fn export(e: Export) -> Result<ExitCode, CliError> {
             since,
             out,
         } => {
-            let opened = broker(&url, base_url.as_deref(), &rt)?;
+            let opened = open_broker(&url, base_url.as_deref(), &rt)?;
             let b = &opened.broker;
             let accounts = if accounts.is_empty() {
                 rt.block_on(b.accounts()).map_err(other)?

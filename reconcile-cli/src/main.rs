@@ -7,8 +7,10 @@ mod config;
 mod demo;
 mod live;
 mod output;
+mod progress;
 mod serve;
 mod sources;
+mod watch;
 
 use args::Cli;
 use clap::Parser;
@@ -96,6 +98,7 @@ fn run(job: Job) -> Result<ExitCode, CliError> {
         Job::Diff(files) => run_diff(&files),
         Job::Plan { files, policy, out } => run_plan(&files, &policy, out.as_deref()),
         Job::Run { sides, policy, out } => live::run(&sides, &policy, out.as_deref()),
+        Job::Watch(w) => watch::run(&w),
         Job::Apply { plan, sides } => live::apply(&plan, &sides),
         Job::Export(e) => live::export(e),
         Job::Import { file, store } => live::import(&file, &store),
@@ -149,7 +152,7 @@ fn run_diff(f: &Files) -> Result<ExitCode, CliError> {
     if f.json {
         emit(&r.to_json()?)?;
     } else {
-        emit(&output::report_table(&r))?;
+        emit(&output::report_table(&r, f.all))?;
     }
     Ok(status(&r))
 }
@@ -165,7 +168,7 @@ fn run_plan(f: &Files, policy: &Policy, out: Option<&Path>) -> Result<ExitCode, 
     if f.json {
         emit(&p.to_json()?)?;
     } else {
-        emit(&output::plan_table(&r, &p))?;
+        emit(&output::plan_table(&r, &p, f.all))?;
     }
     Ok(status(&r))
 }

@@ -1,4 +1,5 @@
-//! Human output: a count per category, then one table per non-empty category.
+//! Human output: a one-line verdict with the counts that are not zero (every count, as a table,
+//! with `--all`), then one table per non-empty category, with ids an operator can copy.
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use reconcile_core::{Plan, Report};
@@ -18,22 +19,35 @@ fn opt(v: Option<&impl ToString>) -> String {
     v.map_or_else(|| "-".to_owned(), ToString::to_string)
 }
 
-pub fn report_table(r: &Report) -> String {
+pub fn report_table(r: &Report, all: bool) -> String {
     let mut out = String::new();
     let verdict = if r.in_sync { "in sync" } else { "out of sync" };
-    let _ = writeln!(
+    let _ = write!(
         out,
         "as of {}: {verdict} ({} positions, {} working orders looked at)",
         r.as_of.to_rfc3339(),
         r.scanned.scoped_positions,
         r.scanned.working_orders
     );
-    let counts: Vec<Vec<String>> = r
-        .counts()
-        .iter()
-        .map(|(k, n)| vec![(*k).to_owned(), n.to_string()])
-        .collect();
-    out.push_str(&table(&["category", "count"], counts));
+    if all {
+        out.push('\n');
+        let counts: Vec<Vec<String>> = r
+            .counts()
+            .iter()
+            .map(|(k, n)| vec![(*k).to_owned(), n.to_string()])
+            .collect();
+        out.push_str(&table(&["category", "count"], counts));
+    } else {
+        let nonzero: Vec<String> = r
+            .counts()
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        if !nonzero.is_empty() {
+            let _ = write!(out, ": {}", nonzero.join(", "));
+        }
+    }
     out.push('\n');
     let mut section = |title: &str, header: &[&str], rows: Vec<Vec<String>>| {
         if !rows.is_empty() {
@@ -212,8 +226,8 @@ pub fn report_table(r: &Report) -> String {
     out
 }
 
-pub fn plan_table(r: &Report, p: &Plan) -> String {
-    let mut out = report_table(r);
+pub fn plan_table(r: &Report, p: &Plan, all: bool) -> String {
+    let mut out = report_table(r, all);
     let _ = writeln!(out, "\nplan ({} actions)", p.actions.len());
     if !p.actions.is_empty() {
         let rows = p

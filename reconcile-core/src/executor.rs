@@ -30,7 +30,66 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     /// Stop after this many actions, as a crash would (for tests of recovery).
     pub stop_after: Option<usize>,
+    /// Once set (by a signal handler, say), the run ends between two actions: the action in
+    /// progress finishes and is recorded, the rest are not started.
+    pub stop: Option<StopFlag>,
+    /// Told after each action: how many are done, of how many.
+    pub progress: Option<Progress>,
 }
+
+/// A callback told after each action of a plan: actions done, actions in the plan.
+#[derive(Clone)]
+pub struct Progress(std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl Progress {
+    /// A progress callback.
+    pub fn new(f: impl Fn(usize, usize) + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+impl PartialEq for Progress {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Progress {}
+
+/// A flag that asks a run to end between two actions; clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl StopFlag {
+    /// A flag not yet set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the run to end.
+    pub fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the run was asked to end.
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl PartialEq for StopFlag {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for StopFlag {}
 
 impl ApplyOptions {
     /// Options for a real run.
@@ -42,7 +101,28 @@ impl ApplyOptions {
             now,
             dry_run: false,
             stop_after: None,
+            stop: None,
+            progress: None,
         }
+    }
+
+    /// Tells `progress` after each action.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Ends the run between two actions once `flag` is set.
+    #[must_use]
+    pub fn stopped_by(mut self, flag: StopFlag) -> Self {
+        self.stop = Some(flag);
+        self
+    }
+
+    /// Whether the run was asked to end.
+    pub fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(StopFlag::is_set)
     }
 
     /// Names the machine the run's locks are held from (default `localhost`).
@@ -114,10 +194,13 @@ pub async fn execute(
         results: Vec::new(),
     };
     for (n, pa) in plan.actions.iter().enumerate() {
-        if options.stop_after == Some(n) {
+        if options.stop_after == Some(n) || options.stop_requested() {
             break;
         }
         ex.one(n, pa).await;
+        if let Some(p) = &options.progress {
+            (p.0)(n + 1, plan.actions.len());
+        }
     }
     ApplyReport {
         run_id: options.run_id.clone(),

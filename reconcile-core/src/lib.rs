@@ -97,7 +97,7 @@ pub mod blocking;
 pub mod testkit;
 
 pub use diff::{DiffError, DiffOptions, diff};
-pub use executor::{ActionResult, ApplyOptions, ApplyReport, execute};
+pub use executor::{ActionResult, ApplyOptions, ApplyReport, Progress, StopFlag, execute};
 pub use ids::{AccountId, ClientOrderId, OrderId, PositionId, RunId, TargetKey};
 pub use model::{
     BrokerPosition, Fill, Intent, Order, OrderLeg, OrderStatus, OrderType, Position, PositionLeg,

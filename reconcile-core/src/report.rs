@@ -438,6 +438,33 @@ impl Report {
         }
     }
 
+    /// Keeps only the entries about `positions` (every entry when it is empty): the report of
+    /// `--position`. Entries about no position are dropped; a conflict stays when one of its
+    /// targets is of a kept position.
+    pub fn narrow_to_positions(&mut self, positions: &std::collections::BTreeSet<PositionId>) {
+        if positions.is_empty() {
+            return;
+        }
+        let keep = |p: &PositionId| positions.contains(p);
+        self.matched.retain(|x| keep(&x.position_id));
+        self.drifted.retain(|x| keep(&x.position_id));
+        self.invalid.retain(|x| keep(&x.position_id));
+        self.adoptable.retain(|x| keep(&x.position_id));
+        self.in_flight
+            .retain(|x| x.position_id.as_ref().is_some_and(keep));
+        self.orphaned.clear();
+        self.missing.retain(|x| keep(&x.position_id));
+        self.conflicts
+            .retain(|x| x.targets.iter().any(|t| keep(&t.position_id)));
+        self.stale_intents.retain(|x| keep(&x.position_id));
+        self.spent_intents.retain(|x| keep(&x.position_id));
+        self.untracked_holdings.clear();
+        self.stale_positions.retain(|x| keep(&x.position_id));
+        self.quantity_mismatches.clear();
+        self.pending_filled.retain(|x| keep(&x.position_id));
+        self.finish();
+    }
+
     /// Recomputes `summary` and `in_sync` from the lists.
     pub fn finish(&mut self) {
         self.summary = Summary {

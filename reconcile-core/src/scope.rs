@@ -2,7 +2,7 @@
 //! records and every rule of the diff asks these questions here, so the answer is the same
 //! everywhere.
 
-use crate::ids::AccountId;
+use crate::ids::{AccountId, PositionId};
 use crate::model::{Position, PositionState};
 use std::collections::BTreeSet;
 
@@ -16,6 +16,11 @@ pub struct Scope {
     /// Local position states to load; empty means every state. The diff itself only ever looks
     /// at pending, open and closing positions.
     pub states: BTreeSet<PositionState>,
+    /// Positions to report on and fix; empty means every position. This narrows the report and
+    /// so the plan, not what is read: the other positions' orders must still be seen, or they
+    /// would look orphaned. Entries that belong to no position (orphaned orders, untracked
+    /// holdings, quantity mismatches) are left out when it is set.
+    pub positions: BTreeSet<PositionId>,
 }
 
 impl Scope {
@@ -35,6 +40,13 @@ impl Scope {
     #[must_use]
     pub fn with_underlying(mut self, underlying: impl Into<String>) -> Self {
         self.underlyings.insert(underlying.into());
+        self
+    }
+
+    /// Adds a position to report on and fix (the others are still read).
+    #[must_use]
+    pub fn with_position(mut self, id: impl Into<PositionId>) -> Self {
+        self.positions.insert(id.into());
         self
     }
 

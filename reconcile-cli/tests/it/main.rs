@@ -5,6 +5,7 @@ mod crash;
 mod postgres;
 mod store;
 mod tastytrade;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -168,7 +168,7 @@ async fn six_processes_on_one_account_one_acts_the_others_name_the_holder() {
         losers.iter().map(|o| o.1).collect::<Vec<_>>()
     );
     let store = store_postgres::PostgresStore::connect(&url).await.unwrap();
-    check_agreement(&sim.url, &store).await;
+    check_agreement(&sim.url, &store, 40).await;
     assert_eq!(orders_at(&sim.url).await.len(), 40, "no order placed twice");
 }
 

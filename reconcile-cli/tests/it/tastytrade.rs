@@ -132,3 +132,36 @@ fn export_broker_writes_a_snapshot_of_the_simulator() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["orders"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn progress_shows_on_a_terminal_and_nowhere_else() {
+    let fixes = "--clear-invalid --cancel-orphaned --create-missing --yes";
+    // Piped: not a word of progress.
+    let dir = scratch("tt-progress");
+    let store = sqlite(dir.path());
+    import(&store, "2025-11-07-tastytrade");
+    let mut args = vec!["run", "--broker", "tastytrade-sim", "--store", &store];
+    args.extend(fixes.split(' '));
+    let out = reconcile(&args);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("applying") && !err.contains("pages"), "{err}");
+    // On a terminal (`script` gives the run one): pages read, then actions done of the plan's.
+    let dir = scratch("tt-progress-tty");
+    let store = sqlite(dir.path());
+    import(&store, "2025-11-07-tastytrade");
+    let line = format!(
+        "{} run --broker tastytrade-sim --store {store} {fixes}",
+        super::reconcile_bin()
+    );
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("script(1) from util-linux");
+    let text = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        text.contains("reading tastytrade:") && text.contains("pages"),
+        "{text}"
+    );
+    assert!(text.contains("applying: 11/11 actions"), "{text}");
+}

@@ -113,6 +113,7 @@ pub fn diff(
     r.scanned = ix.scanned();
     sort(&mut r);
     r.finish();
+    r.narrow_to_positions(&options.scope.positions);
     Ok(r)
 }
 
