@@ -486,6 +486,7 @@ async fn apply_one(tx: &Transaction<'_>, s: &str, c: &LocalChange) -> Result<(),
         | LocalChange::ClearTarget { position_id, .. }
         | LocalChange::SetTargetStatus { position_id, .. }
         | LocalChange::RecordTargetError { position_id, .. }
+        | LocalChange::SetTargetPrices { position_id, .. }
         | LocalChange::RecordClosing { position_id, .. } => (position_id, None),
         LocalChange::SetPositionState { position_id, state } => (position_id, Some(*state)),
         _ => return Ok(()),
@@ -542,6 +543,20 @@ async fn apply_one(tx: &Transaction<'_>, s: &str, c: &LocalChange) -> Result<(),
             let d = detail_mut(&mut row, id, target_key)?;
             d.insert("last_error".into(), json!(error));
             d.insert("last_attempt".into(), json!(at));
+        }
+        LocalChange::SetTargetPrices {
+            target_key,
+            limit_price,
+            stop_price,
+            ..
+        } => {
+            let d = detail_mut(&mut row, id, target_key)?;
+            for (k, v) in [("target_price", limit_price), ("stop_price", stop_price)] {
+                match v {
+                    Some(p) => d.insert(k.into(), json!(p.to_string())),
+                    None => d.remove(k),
+                };
+            }
         }
         LocalChange::RecordClosing { closing, .. } => {
             row.metadata.insert(

@@ -561,6 +561,37 @@ fn apply_change(tx: &Transaction<'_>, c: &LocalChange) -> Result<(), StoreError>
             )
             .map_err(sql)?;
         }
+        LocalChange::SetTargetPrices {
+            position_id,
+            target_key,
+            limit_price,
+            stop_price,
+        } => {
+            let row = existing_row(tx, position_id)?;
+            let t = target_row(tx, row, target_key)?;
+            tx.execute(
+                "UPDATE trading_orders SET limit_price = ?2, stop_price = ?3 WHERE id = ?1",
+                params![
+                    t,
+                    limit_price.map(|d| d.to_string()),
+                    stop_price.map(|d| d.to_string())
+                ],
+            )
+            .map_err(sql)?;
+            // The bot's own columns follow its stop and its target.
+            let column = match target_key.as_str() {
+                "stop_loss" => Some(("stop_loss", *stop_price)),
+                "take_profit" => Some(("target", *limit_price)),
+                _ => None,
+            };
+            if let Some((column, price)) = column {
+                tx.execute(
+                    &format!("UPDATE portfolio_positions SET {column} = ?2 WHERE id = ?1"),
+                    params![row, price.map(|d| d.to_string())],
+                )
+                .map_err(sql)?;
+            }
+        }
         LocalChange::SetPositionState { position_id, state } => {
             let row = existing_row(tx, position_id)?;
             tx.execute(

@@ -31,6 +31,9 @@ pub enum Command {
     /// `run` on a jittered interval, applying only the fixes switched on; a failed read skips
     /// the cycle; SIGINT/SIGTERM ends it between two actions (exit 0).
     Watch(WatchArgs),
+    /// New expected prices for every target of one key by a profit percent, written as one
+    /// journaled change, then the working orders replaced. A dry run unless `--apply`.
+    Retarget(RetargetArgs),
     /// Apply a plan written by `plan --out` or `run --out`: re-read both sides, carry out only
     /// the actions still justified.
     Apply(ApplyArgs),
@@ -157,6 +160,39 @@ pub struct WatchArgs {
     /// Serve the last cycle's health in the Prometheus text format on this address.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct RetargetArgs {
+    #[command(flatten)]
+    pub sides: SidesArgs,
+    /// The target key to retarget (`call_spread`).
+    #[arg(long, value_name = "KEY")]
+    pub key: String,
+    /// The new profit percent: a credit position buys back at entry × (1 − P/100), a debit one
+    /// sells at entry × (1 + P/100), on the instrument's tick.
+    #[arg(long, value_name = "P", value_parser = parse_percent)]
+    pub profit_percent: rust_decimal::Decimal,
+    /// The percent the targets were set at: their basis is derived from their present price
+    /// when the position's entry price is not theirs alone (one spread of a condor).
+    #[arg(long, value_name = "P", value_parser = parse_percent)]
+    pub from_percent: Option<rust_decimal::Decimal>,
+    /// Take every target as this effect instead of reading it from its first leg.
+    #[arg(long, value_name = "credit|debit", value_parser = parse_effect)]
+    pub effect: Option<reconcile_core::retarget::Effect>,
+    /// Write the new prices and replace the orders (default: a dry run).
+    #[arg(long)]
+    pub apply: bool,
+    /// At most this many replacements and cancels.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_cancels: usize,
+    /// At most this many placements.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub max_placements: usize,
+}
+
+fn parse_effect(s: &str) -> Result<reconcile_core::retarget::Effect, String> {
+    s.parse().map_err(|e| format!("{e} (credit or debit)"))
 }
 
 #[derive(Debug, Args)]

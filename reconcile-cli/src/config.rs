@@ -88,6 +88,7 @@ pub enum Job {
         out: Option<PathBuf>,
     },
     Watch(crate::watch::Watch),
+    Retarget(crate::retarget::Retarget),
     Apply {
         plan: PathBuf,
         sides: Sides,
@@ -161,6 +162,28 @@ impl Config {
                     interval: a.interval,
                     max_cycles: a.max_cycles,
                     metrics: a.metrics_listen,
+                })
+            }
+            Command::Retarget(a) => {
+                let sides = sides(a.sides, env)?;
+                if a.apply
+                    && let BrokerUrl::Snapshot(_) = &sides.broker
+                {
+                    return Err(UsageError(
+                        "retarget --apply replaces orders: a snapshot file cannot".to_owned(),
+                    ));
+                }
+                Job::Retarget(crate::retarget::Retarget {
+                    sides,
+                    request: reconcile_core::retarget::Request {
+                        key: a.key.as_str().into(),
+                        profit_pct: a.profit_percent,
+                        from_pct: a.from_percent,
+                        effect: a.effect,
+                    },
+                    apply: a.apply,
+                    max_cancels: a.max_cancels,
+                    max_placements: a.max_placements,
                 })
             }
             Command::Apply(a) => Job::Apply {

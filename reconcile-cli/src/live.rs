@@ -145,7 +145,10 @@ fn open_broker_inner(
     }
 }
 
-fn store(url: &StoreUrl, rt: &tokio::runtime::Runtime) -> Result<Arc<dyn Store>, CliError> {
+pub(crate) fn store(
+    url: &StoreUrl,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Arc<dyn Store>, CliError> {
     rt.block_on(url.open()).map_err(other)
 }
 
@@ -184,19 +187,33 @@ fn confirm(plan: &Plan, yes: bool) -> Result<bool, CliError> {
         .iter()
         .filter(|a| a.action.is_destructive())
         .count();
+    ask(
+        &format!(
+            "apply {} actions, {destructive} of them destructive?",
+            plan.actions.len()
+        ),
+        &format!("{destructive} destructive actions"),
+        destructive,
+        yes,
+    )
+}
+
+/// Asks `question` when `destructive` steps would follow, unless `--yes`; away from a terminal
+/// the answer is no, and `what` is named in the refusal.
+pub(crate) fn ask(
+    question: &str,
+    what: &str,
+    destructive: usize,
+    yes: bool,
+) -> Result<bool, CliError> {
     if yes || destructive == 0 {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() {
-        eprintln!(
-            "reconcile: {destructive} destructive actions need --yes when not run at a terminal; nothing applied"
-        );
+        eprintln!("reconcile: {what} need --yes when not run at a terminal; nothing applied");
         return Ok(false);
     }
-    eprint!(
-        "apply {} actions, {destructive} of them destructive? [y/N] ",
-        plan.actions.len()
-    );
+    eprint!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     std::io::stdin()
@@ -206,7 +223,7 @@ fn confirm(plan: &Plan, yes: bool) -> Result<bool, CliError> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
-fn show(
+pub(crate) fn show(
     sides: &Sides,
     before: &Report,
     plan: &Plan,

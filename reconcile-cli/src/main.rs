@@ -8,6 +8,7 @@ mod demo;
 mod live;
 mod output;
 mod progress;
+mod retarget;
 mod serve;
 mod sources;
 mod watch;
@@ -99,6 +100,7 @@ fn run(job: Job) -> Result<ExitCode, CliError> {
         Job::Plan { files, policy, out } => run_plan(&files, &policy, out.as_deref()),
         Job::Run { sides, policy, out } => live::run(&sides, &policy, out.as_deref()),
         Job::Watch(w) => watch::run(&w),
+        Job::Retarget(r) => retarget::run(&r),
         Job::Apply { plan, sides } => live::apply(&plan, &sides),
         Job::Export(e) => live::export(e),
         Job::Import { file, store } => live::import(&file, &store),

@@ -331,3 +331,57 @@ pub fn apply_table(a: &reconcile_core::ApplyReport) -> String {
     }
     out
 }
+
+/// A retarget's dry-run table: old → new for every target, then the ones left alone and why.
+pub fn retarget_table(
+    changes: &[reconcile_core::retarget::Retarget],
+    skipped: &[reconcile_core::retarget::Skip],
+) -> String {
+    let mut out = String::new();
+    if !changes.is_empty() {
+        let rows = changes
+            .iter()
+            .map(|c| {
+                vec![
+                    c.position_id.to_string(),
+                    c.target_key.to_string(),
+                    opt(c.old.as_ref()),
+                    c.new.to_string(),
+                    c.effect.as_str().to_owned(),
+                    format!(
+                        "{} ({})",
+                        c.basis.round_dp(4).normalize(),
+                        match c.basis_from {
+                            reconcile_core::retarget::Basis::Entry => "entry",
+                            reconcile_core::retarget::Basis::Derived => "derived",
+                        }
+                    ),
+                    c.tick.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "position", "target", "old", "new", "effect", "basis", "tick",
+            ],
+            rows,
+        ));
+        out.push('\n');
+    }
+    if !skipped.is_empty() {
+        let _ = writeln!(out, "left alone ({})", skipped.len());
+        let rows = skipped
+            .iter()
+            .map(|s| {
+                vec![
+                    s.position_id.to_string(),
+                    s.target_key.to_string(),
+                    s.reason.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["position", "target", "why"], rows));
+        out.push('\n');
+    }
+    out
+}

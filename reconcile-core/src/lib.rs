@@ -86,6 +86,7 @@ pub mod plan;
 pub mod ports;
 pub mod reconciler;
 pub mod report;
+pub mod retarget;
 pub mod scope;
 pub mod snapshot;
 pub mod spelling;

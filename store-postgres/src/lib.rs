@@ -752,6 +752,22 @@ fn change_step(s: &str, c: &LocalChange) -> Option<Step> {
         .p(target_key.to_string())
         .p(error.clone())
         .p(*at),
+        LocalChange::SetTargetPrices {
+            position_id,
+            target_key,
+            limit_price,
+            stop_price,
+        } => Step::new(
+            format!(
+                "UPDATE {s}.targets SET limit_price = $3::text::numeric, stop_price = $4::text::numeric
+                 WHERE position_id = $1 AND key = $2"
+            ),
+            target(position_id, target_key),
+        )
+        .p(position_id.to_string())
+        .p(target_key.to_string())
+        .p(dec_text(*limit_price))
+        .p(dec_text(*stop_price)),
         LocalChange::SetPositionState { position_id, state } => Step::new(
             format!("UPDATE {s}.positions SET state = $2 WHERE id = $1"),
             Some(format!("position {position_id}")),

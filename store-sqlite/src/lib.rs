@@ -606,6 +606,24 @@ fn apply_change(tx: &rusqlite::Transaction<'_>, change: &LocalChange) -> Result<
                 return Err(target_missing(position_id, target_key));
             }
         }
+        LocalChange::SetTargetPrices {
+            position_id,
+            target_key,
+            limit_price,
+            stop_price,
+        } => {
+            let n = tx
+                .prepare_cached("UPDATE targets SET limit_price = ?3, stop_price = ?4 WHERE position_id = ?1 AND key = ?2")?
+                .execute(params![
+                    position_id.as_str(),
+                    target_key.as_str(),
+                    limit_price.map(|d| d.to_string()),
+                    stop_price.map(|d| d.to_string())
+                ])?;
+            if n == 0 {
+                return Err(target_missing(position_id, target_key));
+            }
+        }
         LocalChange::SetPositionState {
             position_id,
             state: s,

@@ -3,6 +3,7 @@
 mod alpaca;
 mod crash;
 mod postgres;
+mod retarget;
 mod store;
 mod tastytrade;
 mod watch;

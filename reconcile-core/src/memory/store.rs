@@ -152,6 +152,16 @@ fn apply_change(r: &mut Records, change: &LocalChange) -> Result<(), StoreError>
             t.last_error = Some(error.clone());
             t.last_attempt = Some(*at);
         }
+        LocalChange::SetTargetPrices {
+            position_id,
+            target_key,
+            limit_price,
+            stop_price,
+        } => {
+            let t = target(r, position_id, target_key)?;
+            t.limit_price = *limit_price;
+            t.stop_price = *stop_price;
+        }
         LocalChange::SetPositionState { position_id, state } => {
             r.positions
                 .get_mut(position_id)

@@ -66,7 +66,8 @@ pub struct Policy {
     pub backfill: bool,
     /// Promote pending positions held in full; close open positions flat at the broker.
     pub sync_positions: bool,
-    /// At most this many cancels per run (default 10); above it nothing destructive runs.
+    /// At most this many cancels per run (default 10; a replacement counts as one, since it
+    /// cancels its original); above it nothing destructive runs.
     pub max_cancels: usize,
     /// At most this many placements per run (default 20); above it nothing is placed.
     pub max_placements: usize,

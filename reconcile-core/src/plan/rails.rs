@@ -48,11 +48,12 @@ fn refuse_all(d: &mut Draft, reason: &str) {
     d.refusals.push(reason.to_owned());
 }
 
+/// Cancels are capped, and a replacement counts as one: it cancels its original.
 fn cap_cancels(p: &Policy, d: &mut Draft) {
     let cancels = d
         .destructive
         .iter()
-        .filter(|a| matches!(a.action, Action::Cancel { .. }))
+        .filter(|a| matches!(a.action, Action::Cancel { .. } | Action::Replace { .. }))
         .count();
     if cancels <= p.max_cancels {
         return;

@@ -95,6 +95,20 @@ pub enum LocalChange {
         /// When it was attempted.
         at: DateTime<Utc>,
     },
+    /// An extension of the change set: a target's new expected prices (a retarget). Both are
+    /// set as given (`None` clears one).
+    SetTargetPrices {
+        /// The position.
+        position_id: PositionId,
+        /// The target.
+        target_key: TargetKey,
+        /// The new limit price.
+        #[serde(with = "crate::decimal::option", default)]
+        limit_price: Option<rust_decimal::Decimal>,
+        /// The new stop price.
+        #[serde(with = "crate::decimal::option", default)]
+        stop_price: Option<rust_decimal::Decimal>,
+    },
     /// Move a position to another lifecycle state.
     SetPositionState {
         /// The position.

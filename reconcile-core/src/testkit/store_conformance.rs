@@ -201,6 +201,49 @@ pub async fn target_changes_apply(store: &dyn Store) {
     assert_eq!(put.status, TargetStatus::Filled);
 }
 
+/// A retarget's new prices land on their target, with their scale; an absent target is
+/// `NotFound`.
+pub async fn target_prices_change(store: &dyn Store) {
+    store
+        .apply(&batch(vec![insert(condor("45", "A", "QQQ"))]))
+        .await
+        .unwrap();
+    store
+        .apply(&batch(vec![LocalChange::SetTargetPrices {
+            position_id: "45".into(),
+            target_key: "call_spread".into(),
+            limit_price: Some(dec("0.720")),
+            stop_price: None,
+        }]))
+        .await
+        .unwrap();
+    let snap = store
+        .load(&Scope::all(), at("2025-11-07T15:01:00Z"))
+        .await
+        .unwrap();
+    let call = snap.positions[0]
+        .targets
+        .iter()
+        .find(|t| t.key.as_str() == "call_spread")
+        .unwrap();
+    assert_eq!(call.limit_price.unwrap().to_string(), "0.720");
+    assert_eq!(
+        call.order_id.as_ref().map(|o| o.as_str()),
+        Some("412345678"),
+        "the link is kept"
+    );
+    let missing = batch(vec![LocalChange::SetTargetPrices {
+        position_id: "45".into(),
+        target_key: "no_such_key".into(),
+        limit_price: Some(dec("1")),
+        stop_price: None,
+    }]);
+    assert!(matches!(
+        store.apply(&missing).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
 /// A batch whose last change fails writes nothing, not even its audit records.
 pub async fn batch_is_all_or_nothing(store: &dyn Store) {
     store
@@ -482,7 +525,8 @@ macro_rules! store_conformance_tests {
             intents_follow_their_position_scope,
             audit_log_keeps_order_and_filters_by_run,
             run_lock_excludes_while_held,
-            fills_and_oco_intents_round_trip
+            fills_and_oco_intents_round_trip,
+            target_prices_change
         );
     };
     (@ $make:path; $($name:ident),*) => {
