@@ -419,11 +419,14 @@ impl<'a> Reconciler<'a> {
             Ok(Some(o)) => {
                 healing.resolved.insert(cid.clone());
                 // The order is the target's unless a target references it already (then the
-                // intent is spent, as the diff says).
+                // intent is spent, as the diff says). A replacement is the target's too while
+                // the target still references the order it replaced (killed before the link).
                 let free = !referenced.contains(&o.id)
                     && target.is_some_and(|t| {
                         t.status == TargetStatus::Unplaced
-                            || (t.status == TargetStatus::Active && t.order_id.is_none())
+                            || (t.status == TargetStatus::Active
+                                && (t.order_id.is_none()
+                                    || (o.replaces.is_some() && o.replaces == t.order_id)))
                     });
                 if free {
                     (

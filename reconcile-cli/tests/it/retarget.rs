@@ -182,7 +182,7 @@ async fn a_retarget_killed_anywhere_converges_on_the_next_run() {
     let trials: u64 = std::env::var("RETARGET_KILL_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
+        .unwrap_or(8);
     let mut midway = 0;
     for trial in 0..trials {
         let (dir, sim, store) = fixed_world(&format!("retarget-kill-{trial}"));
@@ -191,7 +191,7 @@ async fn a_retarget_killed_anywhere_converges_on_the_next_run() {
             .spawn()
             .unwrap();
         // The whole run takes about a quarter of a second: kill it before, in and after it.
-        std::thread::sleep(Duration::from_millis(30 + 50 * trial));
+        std::thread::sleep(Duration::from_millis(30 + 25 * trial));
         victim.kill().unwrap();
         victim.wait().unwrap();
         let at_new = client(&sim.url)
@@ -206,6 +206,7 @@ async fn a_retarget_killed_anywhere_converges_on_the_next_run() {
             midway += 1;
         }
         let out = command(&retarget_args(&sim.url, &store, true))
+            .stdout(std::process::Stdio::piped())
             .output()
             .unwrap();
         assert_eq!(
@@ -214,6 +215,9 @@ async fn a_retarget_killed_anywhere_converges_on_the_next_run() {
             "trial {trial}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if std::env::var("RETARGET_DEBUG").is_ok() {
+            println!("{}", String::from_utf8_lossy(&out.stdout));
+        }
         converged(&sim.url, &db).await;
     }
     assert!(

@@ -6,7 +6,7 @@ use super::placing::{bracket, placeable};
 use super::{Action, Draft, Policy, push};
 use crate::ids::{PositionId, TargetKey};
 use crate::model::{Position, PositionLeg, PositionState, ProfitTarget, Side, TargetLeg};
-use crate::report::{Adoptable, DriftField, Holding, InvalidReason, OrderSpec, Report};
+use crate::report::{AdoptVia, Adoptable, DriftField, Holding, InvalidReason, OrderSpec, Report};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,9 +50,16 @@ fn closing<'r>(r: &'r Report, p: &Policy) -> BTreeMap<&'r PositionId, String> {
 /// Whether an adoptable order is linked to its target: with `adopt`, or when it is our own
 /// journaled order and we place or replace (finishing our own action is not a fix of someone
 /// else's). Never for a position this plan closes.
+/// Whether an adoptable order is linked by this policy: any with `adopt`; our own (an intent
+/// names it) with a fix that places or replaces; and the replacement of a target's own order
+/// with any fix that would otherwise clear or re-place that target — the working order *is*
+/// the target's order now (DESIGN: follow `replaced_by`), and clearing the target instead would
+/// leave it unprotected beside an order nothing tracks.
 fn is_linked(a: &Adoptable, p: &Policy, closing: &BTreeMap<&PositionId, String>) -> bool {
     let own = p.create_missing || p.replace_drifted;
-    !closing.contains_key(&a.position_id) && (p.adopt || (own && a.intent.is_some()))
+    let follows_chain = a.via == AdoptVia::ReplacedBy && (own || p.clear_invalid);
+    !closing.contains_key(&a.position_id)
+        && (p.adopt || (own && a.intent.is_some()) || follows_chain)
 }
 
 /// Proposes placing a target's order, after `after` if given, or says why not. Placement is

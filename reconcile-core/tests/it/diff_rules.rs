@@ -219,6 +219,45 @@ fn replaced_order_is_invalid_and_its_replacement_adoptable() {
 }
 
 #[test]
+fn a_replaced_targets_replacement_is_linked_not_cleared_by_any_fix_that_would_touch_it() {
+    // Seed from a kill between a replace at the broker and its link: the target still names the
+    // order that was replaced.
+    let l = local(
+        NOW,
+        vec![condor("12").target(spread_target("call_spread").active("1"))],
+        vec![],
+    );
+    let b = broker(
+        NOW,
+        vec![spread_order("1").replaced_by("2"), spread_order("2")],
+        None,
+    );
+    let r = run(&l, &b);
+    for policy in [
+        reconcile_core::Policy {
+            clear_invalid: true,
+            ..reconcile_core::Policy::report_only()
+        },
+        reconcile_core::Policy {
+            create_missing: true,
+            ..reconcile_core::Policy::report_only()
+        },
+        reconcile_core::Policy {
+            replace_drifted: true,
+            create_missing: true,
+            clear_invalid: true,
+            ..reconcile_core::Policy::report_only()
+        },
+    ] {
+        let p = reconcile_core::plan(&r, &policy);
+        let keys: Vec<_> = p.actions.iter().map(|a| a.key.as_str()).collect();
+        assert_eq!(keys, ["link:12:call_spread:2"], "{policy:?}");
+    }
+    let p = reconcile_core::plan(&r, &reconcile_core::Policy::report_only());
+    assert!(p.actions.is_empty(), "report-only links nothing");
+}
+
+#[test]
 fn unreferenced_old_order_is_orphaned_and_recent_one_in_flight() {
     let l = local(NOW, vec![condor("12")], vec![]);
     let b = broker(
