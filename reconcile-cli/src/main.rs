@@ -21,6 +21,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// mimalloc: a snapshot pair of 100 MB is millions of small strings, and the system allocator
+/// was a fifth of the profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Everything that ends a command with status 2.
 #[derive(Debug, thiserror::Error)]
 enum CliError {
@@ -125,13 +130,43 @@ pub(crate) fn write(path: &Path, text: &str) -> Result<(), CliError> {
 }
 
 fn load(f: &Files) -> Result<(LocalSnapshot, BrokerSnapshot), CliError> {
-    let snap = |path: &Path, e: SnapshotError| CliError::Snapshot {
+    // The two files are parsed at once, the broker's on a thread of its own.
+    std::thread::scope(|s| {
+        let broker = s.spawn(|| {
+            load_one(
+                &f.broker,
+                BrokerSnapshot::from_reader,
+                BrokerSnapshot::from_json,
+            )
+        });
+        let local = load_one(
+            &f.local,
+            LocalSnapshot::from_reader,
+            LocalSnapshot::from_json,
+        );
+        let broker = broker
+            .join()
+            .map_err(|_| CliError::Other("parsing the broker snapshot failed".to_owned()))?;
+        Ok((local?, broker?))
+    })
+}
+
+/// Reads a snapshot a piece at a time, so that its whole text is never held beside what is
+/// parsed from it; a file that cannot be read so is read whole, to name its problem.
+fn load_one<T>(
+    path: &Path,
+    streamed: impl FnOnce(std::io::BufReader<std::fs::File>) -> Option<T>,
+    whole: impl FnOnce(&str) -> Result<T, SnapshotError>,
+) -> Result<T, CliError> {
+    if let Ok(file) = std::fs::File::open(path)
+        && let Some(snapshot) = streamed(std::io::BufReader::with_capacity(0, file))
+    {
+        return Ok(snapshot);
+    }
+    whole(&read(path)?).map_err(|source| CliError::Snapshot {
         path: path.to_owned(),
-        source: e,
-    };
-    let local = LocalSnapshot::from_json(&read(&f.local)?).map_err(|e| snap(&f.local, e))?;
-    let broker = BrokerSnapshot::from_json(&read(&f.broker)?).map_err(|e| snap(&f.broker, e))?;
-    Ok((local, broker))
+        source,
+    })
 }
 
 pub(crate) fn emit(text: &str) -> Result<(), CliError> {
@@ -152,7 +187,13 @@ fn run_diff(f: &Files) -> Result<ExitCode, CliError> {
     let (local, broker) = load(f)?;
     let r = diff(&local, &broker, &f.options)?;
     if f.json {
-        emit(&r.to_json()?)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        let stdout = |e: serde_json::Error| match e.is_io() {
+            true => CliError::Stdout(e.into()),
+            false => e.into(),
+        };
+        r.write_json(&mut out).map_err(stdout)?;
+        out.flush().map_err(CliError::Stdout)?;
     } else {
         emit(&output::report_table(&r, f.all))?;
     }

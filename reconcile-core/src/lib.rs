@@ -90,6 +90,7 @@ pub mod retarget;
 pub mod scope;
 pub mod snapshot;
 pub mod spelling;
+mod stream;
 pub mod symbol;
 
 #[cfg(feature = "blocking")]

@@ -506,6 +506,16 @@ impl Report {
         crate::snapshot::to_json(self)
     }
 
+    /// Writes the same bytes as [`Self::to_json`] to `out`, without building them in memory
+    /// first (a report of 150,000 targets is 22 MB).
+    ///
+    /// # Errors
+    /// The writer's error, as a serde_json I/O error.
+    pub fn write_json(&self, mut out: impl std::io::Write) -> Result<(), serde_json::Error> {
+        serde_json::to_writer_pretty(&mut out, self)?;
+        out.write_all(b"\n").map_err(serde_json::Error::io)
+    }
+
     /// The categories in report order with their counts, for human output.
     pub fn counts(&self) -> [(&'static str, usize); 13] {
         let s = &self.summary;

@@ -73,6 +73,48 @@ impl LocalSnapshot {
         Ok(snapshot)
     }
 
+    /// Reads and validates a `reconcile.local/v1` document from `reader` a position at a time,
+    /// never holding the whole text. `None` when it cannot (the document is not well-formed,
+    /// not valid, or the reader failed): read the whole text and call [`Self::from_json`], which
+    /// names the problem.
+    pub fn from_reader(reader: impl std::io::Read) -> Option<Self> {
+        let _sharing = crate::ids::Sharing::start();
+        let (mut format, mut as_of, mut positions, mut intents) = (None, None, None, None);
+        crate::stream::pieces(reader, |key, piece| {
+            use crate::stream::{Piece, Unread, parse};
+            match (key, piece) {
+                ("format", Piece::Value(t)) => format = Some(parse::<LocalFormat>(t)?),
+                ("as_of", Piece::Value(t)) => as_of = Some(parse(t)?),
+                ("positions", Piece::ArrayStart) => positions = Some(Vec::new()),
+                ("positions", Piece::Element(t)) => {
+                    positions.get_or_insert_with(Vec::new).push(parse(t)?);
+                }
+                ("intents", Piece::ArrayStart) => intents = Some(Vec::new()),
+                ("intents", Piece::Element(t)) => {
+                    intents.get_or_insert_with(Vec::new).push(parse(t)?);
+                }
+                ("intents", Piece::Value(t)) => {
+                    intents = Some(parse::<Option<Vec<Intent>>>(t)?.unwrap_or_default());
+                }
+                ("format" | "as_of" | "positions", _) => return Err(Unread),
+                (_, Piece::Value(t) | Piece::Element(t)) => {
+                    parse::<serde::de::IgnoredAny>(t)?;
+                }
+                (_, Piece::ArrayStart) => {}
+            }
+            Ok(())
+        })
+        .ok()?;
+        let snapshot = Self {
+            format: format?,
+            as_of: as_of?,
+            positions: positions?,
+            intents: intents.unwrap_or_default(),
+        };
+        snapshot.validate().ok()?;
+        Some(snapshot)
+    }
+
     /// Writes the document as pretty JSON with a trailing newline.
     ///
     /// # Errors
@@ -144,6 +186,50 @@ impl BrokerSnapshot {
         let snapshot: Self = parse_json(text)?;
         snapshot.validate()?;
         Ok(snapshot)
+    }
+
+    /// Reads and validates a `reconcile.broker/v1` document from `reader` an order at a time,
+    /// never holding the whole text. `None` when it cannot (the document is not well-formed,
+    /// not valid, or the reader failed): read the whole text and call [`Self::from_json`], which
+    /// names the problem.
+    pub fn from_reader(reader: impl std::io::Read) -> Option<Self> {
+        let _sharing = crate::ids::Sharing::start();
+        let (mut format, mut as_of, mut orders, mut positions) = (None, None, None, None);
+        crate::stream::pieces(reader, |key, piece| {
+            use crate::stream::{Piece, Unread, parse};
+            match (key, piece) {
+                ("format", Piece::Value(t)) => format = Some(parse::<BrokerFormat>(t)?),
+                ("as_of", Piece::Value(t)) => as_of = Some(parse(t)?),
+                ("orders", Piece::ArrayStart) => orders = Some(Vec::new()),
+                ("orders", Piece::Element(t)) => {
+                    orders.get_or_insert_with(Vec::new).push(parse(t)?);
+                }
+                ("positions", Piece::ArrayStart) => positions = Some(Some(Vec::new())),
+                ("positions", Piece::Element(t)) => {
+                    if let Some(Some(held)) = positions.as_mut() {
+                        held.push(parse(t)?);
+                    }
+                }
+                ("positions", Piece::Value(t)) => {
+                    positions = Some(parse::<Option<Vec<BrokerPosition>>>(t)?);
+                }
+                ("format" | "as_of" | "orders", _) => return Err(Unread),
+                (_, Piece::Value(t) | Piece::Element(t)) => {
+                    parse::<serde::de::IgnoredAny>(t)?;
+                }
+                (_, Piece::ArrayStart) => {}
+            }
+            Ok(())
+        })
+        .ok()?;
+        let snapshot = Self {
+            format: format?,
+            as_of: as_of?,
+            orders: orders?,
+            positions: positions.flatten(),
+        };
+        snapshot.validate().ok()?;
+        Some(snapshot)
     }
 
     /// Writes the document as pretty JSON with a trailing newline.
@@ -224,6 +310,12 @@ impl fmt::Display for SnapshotError {
 }
 
 pub(crate) fn parse_json<T: DeserializeOwned>(text: &str) -> Result<T, SnapshotError> {
+    let _sharing = crate::ids::Sharing::start();
+    // The fast path tracks no path: nearly half the cost of a large parse. Only a document
+    // that fails is read again, with its path tracked, to name where it failed.
+    if let Ok(value) = serde_json::from_str::<T>(text) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -2,23 +2,23 @@
 //! 21-character one (`QQQ   251219C00640000`), so that TastyTrade's padded and Alpaca's compact
 //! spellings compare equal.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::sync::Arc;
 
 /// An instrument symbol: an equity (`QCOM`), an OCC option symbol, or anything else a broker uses.
 ///
 /// Construction trims surrounding white space and pads OCC option roots to six characters.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct Symbol(String);
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Symbol(Arc<str>);
 
 impl Symbol {
     /// Makes a symbol, canonicalizing OCC option symbols to the padded form.
     pub fn new(raw: &str) -> Self {
         let trimmed = raw.trim();
         match occ_parts(trimmed) {
-            Some((root, rest)) => Self(format!("{root:<6}{rest}")),
-            None => Self(trimmed.to_owned()),
+            Some((root, rest)) => Self(crate::ids::shared(&format!("{root:<6}{rest}"))),
+            None => Self(crate::ids::shared(trimmed)),
         }
     }
 
@@ -37,7 +37,7 @@ impl Symbol {
     pub fn compact(&self) -> String {
         match occ_parts(&self.0) {
             Some((root, rest)) => format!("{root}{rest}"),
-            None => self.0.clone(),
+            None => self.0.to_string(),
         }
     }
 
@@ -84,6 +84,12 @@ impl fmt::Debug for Symbol {
 impl From<&str> for Symbol {
     fn from(value: &str) -> Self {
         Self::new(value)
+    }
+}
+
+impl Serialize for Symbol {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 

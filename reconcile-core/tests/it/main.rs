@@ -7,3 +7,4 @@ mod fuzz_corpus;
 mod oco;
 mod properties;
 mod seeds;
+mod streaming;
