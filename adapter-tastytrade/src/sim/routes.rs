@@ -153,7 +153,14 @@ fn all<'q>(q: &'q [(String, String)], key: &str) -> Vec<&'q str> {
 }
 
 /// One page of `items`: `per-page` (default 100, at most 200) from `page-offset` (0-based).
-fn page(items: Vec<Value>, q: &[(String, String)], context: &str) -> Response {
+/// One page of `items`, of which only the page's own are rendered: rendering every order for
+/// every page made a dry run over 20,000 orders quadratic.
+fn page<T>(
+    items: Vec<T>,
+    q: &[(String, String)],
+    context: &str,
+    render: impl Fn(T) -> Value,
+) -> Response {
     let per_page = match one(q, "per-page").map(str::parse::<usize>) {
         None => 100,
         Some(Ok(n)) if (1..=200).contains(&n) => n,
@@ -182,6 +189,7 @@ fn page(items: Vec<Value>, q: &[(String, String)], context: &str) -> Response {
         .into_iter()
         .skip(offset.saturating_mul(per_page))
         .take(per_page)
+        .map(render)
         .collect();
     respond(
         200,
@@ -293,11 +301,12 @@ async fn live(
     if version >= state::SEARCH_NEEDS_START {
         orders = filtered(orders, &q);
     }
-    let items = orders
-        .into_iter()
-        .map(|o| render::order(o, false))
-        .collect();
-    page(items, &q, &format!("/accounts/{account}/orders/live"))
+    page(
+        orders,
+        &q,
+        &format!("/accounts/{account}/orders/live"),
+        |o| render::order(o, false),
+    )
 }
 
 async fn search(
@@ -364,11 +373,9 @@ async fn search(
     if !ascending {
         orders.reverse();
     }
-    let items = orders
-        .into_iter()
-        .map(|o| render::order(o, false))
-        .collect();
-    page(items, &q, &format!("/accounts/{account}/orders"))
+    page(orders, &q, &format!("/accounts/{account}/orders"), |o| {
+        render::order(o, false)
+    })
 }
 
 async fn one_order(
