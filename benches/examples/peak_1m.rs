@@ -1,7 +1,7 @@
 //! One diff at 1M targets, then the process's peak resident memory (VmHWM) and the time taken:
 //! `cargo run --release -p reconcile-benches --example peak_1m`.
 
-use reconcile_benches::{baseline, workload};
+use reconcile_benches::{baseline, fast_baseline, workload};
 use reconcile_core::{DiffOptions, diff};
 use std::time::Instant;
 
@@ -30,13 +30,21 @@ fn main() {
     );
     let t = Instant::now();
     let b = baseline(&local, &broker);
-    println!("hashset baseline: {:?} {b:?}", t.elapsed());
+    println!(
+        "std HashSet baseline (SipHash, two sets): {:?} {b:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    let f = fast_baseline(&local, &broker);
+    let fast = t.elapsed();
+    println!("fast baseline (foldhash, every id hashed once): {fast:?} {f:?}");
     let t = Instant::now();
     let r = diff(&local, &broker, &DiffOptions::default());
     let took = t.elapsed();
     match r {
         Ok(r) => println!(
-            "diff of {n} targets: {took:?}; {:?}; peak {}",
+            "diff of {n} targets: {took:?}, {:.2}x the fast baseline; {:?}; peak {}",
+            took.as_secs_f64() / fast.as_secs_f64(),
             r.summary,
             vm_hwm()
         ),

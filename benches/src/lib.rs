@@ -116,6 +116,31 @@ pub fn baseline(local: &LocalSnapshot, broker: &BrokerSnapshot) -> (usize, usize
     )
 }
 
+/// The fair baseline of the 1M goal: one pass that hashes every id once into a fast-hashed set
+/// (foldhash, as the diff's own maps). The working orders' ids go into the set; each referenced
+/// id is looked up once. Returns (referenced but not working, working but not referenced).
+pub fn fast_baseline(local: &LocalSnapshot, broker: &BrokerSnapshot) -> (usize, usize) {
+    let mut working: std::collections::HashSet<&str, foldhash::fast::FixedState> =
+        std::collections::HashSet::with_capacity_and_hasher(
+            broker.orders.len(),
+            foldhash::fast::FixedState::default(),
+        );
+    working.extend(broker.orders.iter().map(|o| o.id.as_str()));
+    let (mut found, mut missing) = (0usize, 0usize);
+    for id in local
+        .positions
+        .iter()
+        .flat_map(|p| p.targets.iter().filter_map(|t| t.order_id.as_ref()))
+    {
+        if working.contains(id.as_str()) {
+            found += 1;
+        } else {
+            missing += 1;
+        }
+    }
+    (missing, working.len() - found)
+}
+
 /// An iron condor's worth of records: two legs held, three targets (two active, one not).
 pub fn condor(id: &str, account: &str) -> reconcile_core::Position {
     let s = |k: &str| format!("QQQ   251219{k}");
