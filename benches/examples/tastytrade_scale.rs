@@ -35,9 +35,11 @@ fn store_with(dir: &std::path::Path, name: &str, local: &LocalSnapshot) -> Sqlit
     store
 }
 
-/// The requests the pace allows in `took`: a full burst, then `RATE` a second.
-fn allowed(took: Duration) -> f64 {
-    f64::from(RATE) + f64::from(RATE) * took.as_secs_f64()
+/// `requests` as a percentage of what the pace allows in `took`: a full burst, then `RATE` a
+/// second.
+fn share(requests: u64, took: Duration) -> u128 {
+    let allowed_in_ms = u128::from(RATE) * 1000 + u128::from(RATE) * took.as_millis();
+    u128::from(requests) * 100 * 1000 / allowed_in_ms
 }
 
 fn one_account(local: &mut LocalSnapshot, broker: &mut BrokerSnapshot) {
@@ -96,9 +98,9 @@ fn main() {
     let took = start.elapsed();
     let requests = decorated.inner().inner().request_count();
     println!(
-        "dry run: {} positions, {working} working orders: {took:.2?}, {requests} requests, {:.0}% of the allowed rate ({} matched)",
+        "dry run: {} positions, {working} working orders: {took:.2?}, {requests} requests, {}% of the allowed rate ({} matched)",
         local.positions.len(),
-        100.0 * requests as f64 / allowed(took),
+        share(requests, took),
         report.summary.matched
     );
     drop(sim);
@@ -155,9 +157,9 @@ fn main() {
     let took = start.elapsed();
     let requests = decorated.inner().inner().request_count() - before;
     println!(
-        "apply: {planned} placements planned, {} carried out: {took:.2?}, {requests} requests, {:.0}% of the allowed rate; in sync after: {:?}",
+        "apply: {planned} placements planned, {} carried out: {took:.2?}, {requests} requests, {}% of the allowed rate; in sync after: {:?}",
         applied.count(reconcile_core::Outcome::Applied),
-        100.0 * requests as f64 / allowed(took),
+        share(requests, took),
         applied.verify.as_ref().map(|v| v.in_sync)
     );
     let _ = std::fs::remove_dir_all(&dir);
