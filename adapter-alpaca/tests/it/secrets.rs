@@ -40,9 +40,11 @@ async fn secrets_never_reach_debug_errors_or_logs() {
     let decorated = client(&sim).with_rate(60_000).decorated();
     decorated.positions(&acct()).await.unwrap();
     sim.fail_next(FaultRule::on("GET", "/v2/account", Fault::ServerError));
-    if let Err(e) = client(&sim).accounts().await {
-        seen.push_str(&format!("{e} {e:?}"));
-    }
+    let e = client(&sim)
+        .accounts()
+        .await
+        .expect_err("the account read fails");
+    seen.push_str(&format!("{e} {e:?}"));
     let wrong = AlpacaBroker::new(
         sim.base_url(),
         SecretString::from(KEY_ID),

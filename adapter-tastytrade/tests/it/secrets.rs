@@ -47,9 +47,8 @@ async fn secrets_never_reach_debug_errors_or_logs() {
     )
     .unwrap();
     sim.fail_next(FaultRule::on("POST", "/oauth/token", Fault::ServerError));
-    if let Err(e) = bad.accounts().await {
-        seen.push_str(&format!("{e} {e:?}"));
-    }
+    let e = bad.accounts().await.expect_err("the token exchange fails");
+    seen.push_str(&format!("{e} {e:?}"));
     let wrong = TastytradeBroker::new(
         sim.base_url(),
         SecretString::from(SECRET),

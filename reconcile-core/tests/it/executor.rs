@@ -279,8 +279,33 @@ async fn a_failed_read_aborts_with_nothing_changed() {
     );
     let rec = Reconciler::new(&b, &s).with_policy(placing());
     assert!(rec.plan(at(NOW)).await.is_err());
+    // An apply whose own re-read fails: it must stop before its first write.
+    let (_, p) = rec.plan(at(NOW)).await.unwrap();
+    assert!(!p.is_empty(), "the plan has placements to (not) carry out");
+    b.fail_next(
+        Call::Positions,
+        Fault::Fail(BrokerError::Transport {
+            broker: "x".into(),
+            endpoint: "/positions".into(),
+            message: "reset".into(),
+        }),
+    );
+    let before = s.snapshot(at(NOW));
+    assert!(
+        rec.apply(&p, &ApplyOptions::new("r1", at(NOW)))
+            .await
+            .is_err()
+    );
     assert!(b.placed().is_empty());
     assert!(s.audit_log(None).await.unwrap().is_empty());
+    assert_eq!(s.snapshot(at(NOW)), before);
+    // And its locks died with it: the next run proceeds at once.
+    assert!(
+        rec.apply(&p, &ApplyOptions::new("r2", at(NOW)))
+            .await
+            .is_ok()
+    );
+    assert!(!b.placed().is_empty());
 }
 
 #[tokio::test]
@@ -398,6 +423,14 @@ async fn a_second_run_is_locked_out() {
         "names the holder: {err}"
     );
     assert!(b.placed().is_empty());
+    // A dry run takes no lock, so another run's lock does not stop it.
+    let dry = rec
+        .apply(&p, &ApplyOptions::new("r2", at(NOW)).dry_run())
+        .await
+        .expect("a dry run is not locked out");
+    assert!(!dry.results.is_empty());
+    assert!(dry.results.iter().all(|r| r.outcome == Outcome::WouldApply));
+    assert!(b.placed().is_empty());
 }
 
 #[tokio::test]
@@ -416,7 +449,6 @@ async fn dry_run_calls_no_mutating_method() {
     broker.expect_order().never();
     let mut store = MockStore::new();
     store.expect_apply().never();
-    store.expect_acquire_lock().never();
     let out = execute(
         &p,
         &broker,

@@ -1,6 +1,7 @@
 //! Files the store must refuse, leaving them as they were.
 
 use super::scratch;
+use reconcile_core::testkit::build::PositionExt;
 use store_sqlite::{SCHEMA_VERSION, SqliteStore};
 
 #[test]
@@ -51,8 +52,27 @@ fn a_path_that_cannot_be_created_is_an_error_naming_it() {
 fn opening_twice_migrates_once_and_sets_wal() {
     let dir = scratch("reopen");
     let path = dir.path().join("db.sqlite");
-    SqliteStore::open(&path).unwrap();
-    SqliteStore::open(&path).unwrap();
+    let first = SqliteStore::open(&path).unwrap();
+    let kept = reconcile_core::testkit::build::position("p1", "A", "QQQ")
+        .leg("QQQ   251219C00640000", "-1");
+    first
+        .apply_blocking(&reconcile_core::ChangeBatch {
+            changes: vec![reconcile_core::LocalChange::InsertPosition {
+                position: kept.clone(),
+            }],
+            audit: Vec::new(),
+        })
+        .unwrap();
+    drop(first);
+    // The second open finds the schema current: it migrates nothing, and loses nothing.
+    let second = SqliteStore::open(&path).unwrap();
+    let loaded = second
+        .load_blocking(
+            &reconcile_core::Scope::all(),
+            reconcile_core::testkit::build::at("2025-11-07T15:00:00Z"),
+        )
+        .unwrap();
+    assert_eq!(loaded.positions, vec![kept]);
     let c = rusqlite::Connection::open(&path).unwrap();
     let v: i64 = c
         .pragma_query_value(None, "user_version", |r| r.get(0))
