@@ -80,31 +80,33 @@ impl LocalSnapshot {
     pub fn from_reader(reader: impl std::io::Read) -> Option<Self> {
         let _sharing = crate::ids::Sharing::start();
         let (mut format, mut as_of, mut positions, mut intents) = (None, None, None, None);
-        crate::stream::pieces(reader, |key, piece| {
-            use crate::stream::{Piece, Unread, parse};
-            match (key, piece) {
-                ("format", Piece::Value(t)) => format = Some(parse::<LocalFormat>(t)?),
-                ("as_of", Piece::Value(t)) => as_of = Some(parse(t)?),
-                ("positions", Piece::ArrayStart) => positions = Some(Vec::new()),
-                ("positions", Piece::Element(t)) => {
-                    positions.get_or_insert_with(Vec::new).push(parse(t)?);
+        let read = || -> Result<(), crate::stream::Unread> {
+            let mut r = crate::stream::Reader::new(reader);
+            r.begin()?;
+            while let Some(key) = r.next_key()? {
+                match key.as_str() {
+                    "format" => format = Some(r.value::<LocalFormat>()?),
+                    "as_of" => as_of = Some(r.value()?),
+                    "positions" if r.array()? => {
+                        let mut all = Vec::new();
+                        r.elements(|p| all.push(p))?;
+                        positions = Some(all);
+                    }
+                    "intents" if r.array()? => {
+                        let mut all = Vec::new();
+                        r.elements(|i| all.push(i))?;
+                        intents = Some(all);
+                    }
+                    "intents" => intents = r.value::<Option<Vec<Intent>>>()?,
+                    "positions" => return Err(crate::stream::Unread),
+                    _ => {
+                        r.value::<serde::de::IgnoredAny>()?;
+                    }
                 }
-                ("intents", Piece::ArrayStart) => intents = Some(Vec::new()),
-                ("intents", Piece::Element(t)) => {
-                    intents.get_or_insert_with(Vec::new).push(parse(t)?);
-                }
-                ("intents", Piece::Value(t)) => {
-                    intents = Some(parse::<Option<Vec<Intent>>>(t)?.unwrap_or_default());
-                }
-                ("format" | "as_of" | "positions", _) => return Err(Unread),
-                (_, Piece::Value(t) | Piece::Element(t)) => {
-                    parse::<serde::de::IgnoredAny>(t)?;
-                }
-                (_, Piece::ArrayStart) => {}
             }
-            Ok(())
-        })
-        .ok()?;
+            r.end()
+        };
+        read().ok()?;
         let snapshot = Self {
             format: format?,
             as_of: as_of?,
@@ -195,33 +197,33 @@ impl BrokerSnapshot {
     pub fn from_reader(reader: impl std::io::Read) -> Option<Self> {
         let _sharing = crate::ids::Sharing::start();
         let (mut format, mut as_of, mut orders, mut positions) = (None, None, None, None);
-        crate::stream::pieces(reader, |key, piece| {
-            use crate::stream::{Piece, Unread, parse};
-            match (key, piece) {
-                ("format", Piece::Value(t)) => format = Some(parse::<BrokerFormat>(t)?),
-                ("as_of", Piece::Value(t)) => as_of = Some(parse(t)?),
-                ("orders", Piece::ArrayStart) => orders = Some(Vec::new()),
-                ("orders", Piece::Element(t)) => {
-                    orders.get_or_insert_with(Vec::new).push(parse(t)?);
-                }
-                ("positions", Piece::ArrayStart) => positions = Some(Some(Vec::new())),
-                ("positions", Piece::Element(t)) => {
-                    if let Some(Some(held)) = positions.as_mut() {
-                        held.push(parse(t)?);
+        let read = || -> Result<(), crate::stream::Unread> {
+            let mut r = crate::stream::Reader::new(reader);
+            r.begin()?;
+            while let Some(key) = r.next_key()? {
+                match key.as_str() {
+                    "format" => format = Some(r.value::<BrokerFormat>()?),
+                    "as_of" => as_of = Some(r.value()?),
+                    "orders" if r.array()? => {
+                        let mut all = Vec::new();
+                        r.elements(|o| all.push(o))?;
+                        orders = Some(all);
+                    }
+                    "positions" if r.array()? => {
+                        let mut all = Vec::new();
+                        r.elements(|p| all.push(p))?;
+                        positions = Some(Some(all));
+                    }
+                    "positions" => positions = Some(r.value::<Option<Vec<BrokerPosition>>>()?),
+                    "orders" => return Err(crate::stream::Unread),
+                    _ => {
+                        r.value::<serde::de::IgnoredAny>()?;
                     }
                 }
-                ("positions", Piece::Value(t)) => {
-                    positions = Some(parse::<Option<Vec<BrokerPosition>>>(t)?);
-                }
-                ("format" | "as_of" | "orders", _) => return Err(Unread),
-                (_, Piece::Value(t) | Piece::Element(t)) => {
-                    parse::<serde::de::IgnoredAny>(t)?;
-                }
-                (_, Piece::ArrayStart) => {}
             }
-            Ok(())
-        })
-        .ok()?;
+            r.end()
+        };
+        read().ok()?;
         let snapshot = Self {
             format: format?,
             as_of: as_of?,

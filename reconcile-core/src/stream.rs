@@ -2,269 +2,216 @@
 //! one element at a time, from a reader: a 50 MB snapshot is never held as one text beside what
 //! is parsed from it.
 //!
-//! It finds where each value ends (brackets, strings and their escapes) and leaves every check
-//! of the value itself to serde_json, which parses each piece whole. Anything it does not expect
-//! (a document that is not one object, nesting too deep, an I/O error) ends the read with
+//! Each piece is parsed by serde_json straight from the read buffer, which tells where the piece
+//! ended; a piece cut by the end of the buffer is parsed again once more of it is read. Anything
+//! unexpected (a document that is not one object, a bad piece, an I/O error) ends the read with
 //! [`Unread`]: the caller then parses the whole text the ordinary way, which names the problem.
+//!
+//! One difference from a whole parse remains, on purpose: serde_json's nesting limit (128)
+//! counts from each piece here, two levels below the document's root, so an ignored value nested
+//! 126 or 127 deep inside an element is read here though a whole parse would refuse it.
 
+use serde::de::DeserializeOwned;
 use std::io::Read;
 
 /// The document could not be read a piece at a time; parse it whole to learn why.
 #[derive(Debug)]
 pub(crate) struct Unread;
 
-/// One piece of the top-level object, with its key.
-pub(crate) enum Piece<'a> {
-    /// A member whose value is not an array: the value's text.
-    Value(&'a [u8]),
-    /// A member whose value is an array begins.
-    ArrayStart,
-    /// One element of that array: its text.
-    Element(&'a [u8]),
-}
-
-/// Deeper than this, serde_json's own limit (128) might be reached inside the whole document
-/// though not inside one piece; such a document is left to the whole parse.
-const MAX_DEPTH: usize = 100;
-
-struct Bytes<R> {
+/// A pull reader of one JSON object's members.
+pub(crate) struct Reader<R> {
     reader: R,
-    buf: Box<[u8]>,
+    /// What was read and not yet parsed starts at `pos`. It is checked as UTF-8 once, as it
+    /// is read, so that serde_json need not check each string again.
+    text: String,
+    /// The bytes of a character cut by the end of the last read.
+    cut: Vec<u8>,
     pos: usize,
-    len: usize,
+    /// The reader has nothing more.
+    eof: bool,
+    keys: Vec<String>,
+    first: bool,
 }
 
-impl<R: Read> Bytes<R> {
-    fn new(reader: R, capacity: usize) -> Self {
+impl<R: Read> Reader<R> {
+    pub(crate) fn new(reader: R) -> Self {
+        Self::with_capacity(reader, 1 << 20)
+    }
+
+    fn with_capacity(reader: R, capacity: usize) -> Self {
         Self {
             reader,
-            buf: vec![0; capacity.max(1)].into_boxed_slice(),
+            text: String::with_capacity(capacity.max(1)),
+            cut: Vec::new(),
             pos: 0,
-            len: 0,
+            eof: false,
+            keys: Vec::new(),
+            first: true,
         }
     }
 
-    /// The next byte without taking it; `None` at the end.
-    fn peek(&mut self) -> Result<Option<u8>, Unread> {
-        if self.pos == self.len {
-            self.len = loop {
-                match self.reader.read(&mut self.buf) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => return Err(Unread),
+    /// Reads more: keeps the unread part, and doubles the buffer when it is full of it.
+    fn fill(&mut self) -> Result<(), Unread> {
+        if self.eof {
+            return Err(Unread);
+        }
+        let mut bytes = std::mem::take(&mut self.text).into_bytes();
+        bytes.drain(..self.pos);
+        self.pos = 0;
+        bytes.append(&mut self.cut);
+        if bytes.len() == bytes.capacity() {
+            bytes.reserve(bytes.capacity().max(4));
+        }
+        let room = (bytes.capacity() - bytes.len()) as u64;
+        // Into the spare capacity as it is, without zeroing it first.
+        let n = (&mut self.reader)
+            .take(room)
+            .read_to_end(&mut bytes)
+            .map_err(|_| Unread)?;
+        self.eof = n == 0;
+        self.text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            // A character cut by the end of this read waits for the next.
+            Err(e) if e.utf8_error().error_len().is_none() && !self.eof => {
+                let valid = e.utf8_error().valid_up_to();
+                let mut bytes = e.into_bytes();
+                self.cut = bytes.split_off(valid);
+                String::from_utf8(bytes).map_err(|_| Unread)?
+            }
+            Err(_) => return Err(Unread),
+        };
+        Ok(())
+    }
+
+    /// The next byte that is not JSON white space, taken; `None` at the end.
+    fn token(&mut self) -> Result<Option<u8>, Unread> {
+        loop {
+            while let Some(&b) = self.text.as_bytes().get(self.pos) {
+                self.pos += 1;
+                if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+                    return Ok(Some(b));
                 }
-            };
-            self.pos = 0;
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            self.fill()?;
         }
-        Ok((self.pos < self.len).then(|| self.buf[self.pos]))
     }
 
-    fn take(&mut self) -> Result<Option<u8>, Unread> {
-        let b = self.peek()?;
+    /// The next non-white byte, left in place.
+    fn peek_token(&mut self) -> Result<Option<u8>, Unread> {
+        let b = self.token()?;
         if b.is_some() {
-            self.pos += 1;
+            self.pos -= 1;
         }
         Ok(b)
     }
 
-    /// The next byte that is not JSON white space, taken.
-    fn token(&mut self) -> Result<Option<u8>, Unread> {
+    /// One JSON value as `T`, parsed where it lies in the buffer.
+    fn parse<T: DeserializeOwned>(&mut self) -> Result<T, Unread> {
         loop {
-            match self.take()? {
-                Some(b' ' | b'\n' | b'\r' | b'\t') => {}
-                other => return Ok(other),
+            let rest = self.text.get(self.pos..).ok_or(Unread)?;
+            let mut values = serde_json::Deserializer::from_str(rest).into_iter::<T>();
+            match values.next() {
+                Some(Ok(value)) => {
+                    let end = self.pos + values.byte_offset();
+                    // A value that ends where the buffer does may go on past it (a number).
+                    if end < self.text.len() || self.eof {
+                        self.pos = end;
+                        return Ok(value);
+                    }
+                }
+                Some(Err(e)) if e.is_eof() => {}
+                None => {}
+                Some(Err(_)) => return Err(Unread),
             }
+            if self.eof {
+                return Err(Unread);
+            }
+            self.fill()?;
         }
     }
 
-    /// Finds the end of one JSON value, whose first byte was just taken. When the value lies
-    /// within the buffer, it is left there and `out` stays empty; when it crosses a refill, it is
-    /// copied into `out` as it goes.
-    fn value(&mut self, out: &mut Vec<u8>) -> Result<Span, Unread> {
-        out.clear();
-        let start = self.pos - 1;
-        let mut from = start;
-        let first = self.buf[start];
-        let mut depth = usize::from(matches!(first, b'{' | b'['));
-        let mut in_string = first == b'"';
-        let scalar = depth == 0 && !in_string;
-        loop {
-            if self.pos == self.len {
-                out.extend_from_slice(&self.buf[from..self.len]);
-                if self.peek()?.is_none() {
-                    // The end of the input ends only a number or a literal.
-                    return if scalar {
-                        Ok(Span::Copied)
-                    } else {
-                        Err(Unread)
-                    };
-                }
-                from = 0;
-            }
-            let b = self.buf[self.pos];
-            if in_string {
-                let span = &self.buf[self.pos..self.len];
-                match memchr::memchr2(b'"', b'\\', span) {
-                    Some(i) if span[i] == b'\\' => {
-                        self.pos += i + 1;
-                        // The escaped byte, which may be past a refill.
-                        if self.pos == self.len {
-                            out.extend_from_slice(&self.buf[from..self.len]);
-                            self.peek()?.ok_or(Unread)?;
-                            from = 0;
-                        }
-                        self.pos += 1;
-                        continue;
-                    }
-                    Some(i) => {
-                        self.pos += i + 1;
-                        in_string = false;
-                        if depth == 0 {
-                            break;
-                        }
-                        continue;
-                    }
-                    None => {
-                        self.pos = self.len;
-                        continue;
-                    }
-                }
-            }
-            if scalar {
-                if matches!(b, b',' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t') {
-                    break;
-                }
-                self.pos += 1;
-                continue;
-            }
+    /// The opening of the document's object.
+    pub(crate) fn begin(&mut self) -> Result<(), Unread> {
+        match self.token()? {
+            Some(b'{') => Ok(()),
+            _ => Err(Unread),
+        }
+    }
+
+    /// The next member's key, its colon taken; `None` after the object's close. A key seen
+    /// before is [`Unread`].
+    pub(crate) fn next_key(&mut self) -> Result<Option<String>, Unread> {
+        match (self.token()?, self.first) {
+            (Some(b'}'), _) => return Ok(None),
+            (Some(b','), false) => {}
+            (Some(b'"'), true) => self.pos -= 1,
+            _ => return Err(Unread),
+        }
+        self.first = false;
+        if self.peek_token()? != Some(b'"') {
+            return Err(Unread);
+        }
+        let key: String = self.parse()?;
+        if self.keys.contains(&key) || self.token()? != Some(b':') {
+            return Err(Unread);
+        }
+        self.keys.push(key.clone());
+        Ok(Some(key))
+    }
+
+    /// The current member's value as `T`.
+    pub(crate) fn value<T: DeserializeOwned>(&mut self) -> Result<T, Unread> {
+        self.parse()
+    }
+
+    /// Takes the opening of an array if the current member's value is one.
+    pub(crate) fn array(&mut self) -> Result<bool, Unread> {
+        if self.peek_token()? == Some(b'[') {
             self.pos += 1;
-            match b {
-                b'"' => in_string = true,
-                b'{' | b'[' => {
-                    depth += 1;
-                    if depth > MAX_DEPTH {
-                        return Err(Unread);
-                    }
-                }
-                b'}' | b']' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        if out.is_empty() {
-            Ok(Span::Buffered(from, self.pos))
+            Ok(true)
         } else {
-            out.extend_from_slice(&self.buf[from..self.pos]);
-            Ok(Span::Copied)
+            Ok(false)
         }
     }
 
-    fn text<'a>(&'a self, span: Span, copied: &'a [u8]) -> &'a [u8] {
-        match span {
-            Span::Buffered(a, b) => &self.buf[a..b],
-            Span::Copied => copied,
+    /// Each element of the array [`Self::array`] opened, in order, to `each`.
+    pub(crate) fn elements<T: DeserializeOwned>(
+        &mut self,
+        mut each: impl FnMut(T),
+    ) -> Result<(), Unread> {
+        if self.peek_token()? == Some(b']') {
+            self.pos += 1;
+            return Ok(());
         }
-    }
-}
-
-/// Where a value's text is: in the read buffer, or copied out of it.
-#[derive(Clone, Copy)]
-enum Span {
-    Buffered(usize, usize),
-    Copied,
-}
-
-/// Walks the top-level object of the document in `reader`, handing each piece to `each` with
-/// its key. A key seen twice, or anything but one object followed by white space, is
-/// [`Unread`]; so is an error `each` returns.
-pub(crate) fn pieces<R: Read>(
-    reader: R,
-    each: impl FnMut(&str, Piece<'_>) -> Result<(), Unread>,
-) -> Result<(), Unread> {
-    pieces_buffered(reader, 1 << 20, each)
-}
-
-fn pieces_buffered<R: Read>(
-    reader: R,
-    capacity: usize,
-    mut each: impl FnMut(&str, Piece<'_>) -> Result<(), Unread>,
-) -> Result<(), Unread> {
-    let mut bytes = Bytes::new(reader, capacity);
-    let mut text = Vec::new();
-    let mut seen: Vec<String> = Vec::new();
-    if bytes.token()? != Some(b'{') {
-        return Err(Unread);
-    }
-    let mut first = true;
-    loop {
-        match bytes.token()? {
-            Some(b'}') if first => break,
-            Some(b'"') => {}
-            _ => return Err(Unread),
-        }
-        first = false;
-        let span = bytes.value(&mut text)?;
-        let key: String = serde_json::from_slice(bytes.text(span, &text)).map_err(|_| Unread)?;
-        if seen.contains(&key) {
-            return Err(Unread);
-        }
-        if bytes.token()? != Some(b':') {
-            return Err(Unread);
-        }
-        match bytes.token()?.ok_or(Unread)? {
-            b'[' => {
-                each(&key, Piece::ArrayStart)?;
-                let mut first_element = true;
-                loop {
-                    match bytes.token()?.ok_or(Unread)? {
-                        b']' if first_element => break,
-                        _ if first_element => {}
-                        b',' => {
-                            bytes.token()?.ok_or(Unread)?;
-                        }
-                        b']' => break,
-                        _ => return Err(Unread),
-                    }
-                    first_element = false;
-                    let span = bytes.value(&mut text)?;
-                    each(&key, Piece::Element(bytes.text(span, &text)))?;
-                }
-            }
-            _ => {
-                let span = bytes.value(&mut text)?;
-                each(&key, Piece::Value(bytes.text(span, &text)))?;
+        loop {
+            each(self.parse()?);
+            match self.token()? {
+                Some(b',') => {}
+                Some(b']') => return Ok(()),
+                _ => return Err(Unread),
             }
         }
-        seen.push(key);
-        match bytes.token()? {
-            Some(b',') => {}
-            Some(b'}') => break,
-            _ => return Err(Unread),
+    }
+
+    /// Nothing but white space follows the object.
+    pub(crate) fn end(mut self) -> Result<(), Unread> {
+        match self.token()? {
+            None => Ok(()),
+            Some(_) => Err(Unread),
         }
     }
-    match bytes.token()? {
-        None => Ok(()),
-        Some(_) => Err(Unread),
-    }
-}
-
-/// Parses one piece's text as `T`.
-pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &[u8]) -> Result<T, Unread> {
-    // One check of the whole piece is cheaper than serde_json's of each string in it.
-    let text = std::str::from_utf8(text).map_err(|_| Unread)?;
-    serde_json::from_str(text).map_err(|_| Unread)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
-    /// The pieces of `doc`, the same whatever the buffer's size (pieces then cross refills at
-    /// every place).
+    /// The members of `doc` (arrays element by element), the same whatever the buffer's size
+    /// (pieces then cross refills at every place).
     fn walk(doc: &str) -> Result<Vec<String>, Unread> {
         let whole = walk_buffered(doc, 1 << 20);
         for capacity in [1, 2, 3, 5, 8, 13, 64] {
@@ -279,15 +226,23 @@ mod tests {
     }
 
     fn walk_buffered(doc: &str, capacity: usize) -> Result<Vec<String>, Unread> {
+        walk_bytes(doc.as_bytes(), capacity)
+    }
+
+    fn walk_bytes(doc: &[u8], capacity: usize) -> Result<Vec<String>, Unread> {
         let mut seen = Vec::new();
-        pieces_buffered(doc.as_bytes(), capacity, |key, piece| {
-            seen.push(match piece {
-                Piece::Value(t) => format!("{key}={}", String::from_utf8_lossy(t)),
-                Piece::ArrayStart => format!("{key}["),
-                Piece::Element(t) => format!("{key}:{}", String::from_utf8_lossy(t)),
-            });
-            Ok(())
-        })?;
+        let mut r = Reader::with_capacity(doc, capacity);
+        r.begin()?;
+        while let Some(key) = r.next_key()? {
+            if r.array()? {
+                seen.push(format!("{key}["));
+                r.elements(|v: Value| seen.push(format!("{key}:{v}")))?;
+            } else {
+                let v: Value = r.value()?;
+                seen.push(format!("{key}={v}"));
+            }
+        }
+        r.end()?;
         Ok(seen)
     }
 
@@ -304,11 +259,12 @@ mod tests {
                 "b:2".to_owned(),
                 r#"b:"e\\""#.to_owned(),
                 "n=null".to_owned(),
-                "kA=-1.5e3".to_owned(),
+                "kA=-1.5e+3".to_owned(),
             ]
         );
         assert_eq!(walk("{}").unwrap(), Vec::<String>::new());
         assert_eq!(walk(r#"{"a":[]}"#).unwrap(), vec!["a[".to_owned()]);
+        assert_eq!(walk(r#"{"n":12345}"#).unwrap(), vec!["n=12345".to_owned()]);
     }
 
     #[test]
@@ -319,25 +275,45 @@ mod tests {
             r#"{"a":1} x"#,
             r#"{"a":1,"a":2}"#,
             r#"{"a":1,}"#,
-            r#"{"a":[1,]"#,
+            r#"{"a":[1,]}"#,
             r#"{"a":[1 2]}"#,
             r#"{"a" 1}"#,
             r#"{"a":"open"#,
             r#"{"a":{"b":1}"#,
             r#"{,}"#,
+            r#"{"a":[1,2"#,
+            r#"{"a":12"#,
         ] {
             assert!(walk(doc).is_err(), "{doc:?} was read");
         }
-        let deep = format!(
-            r#"{{"a":{}{}}}"#,
-            "[".repeat(MAX_DEPTH + 2),
-            "]".repeat(MAX_DEPTH + 2)
-        );
-        assert!(walk(&deep).is_err());
     }
 
     #[test]
-    fn pieces_across_buffer_boundaries_are_whole() {
+    fn characters_cut_by_a_read_are_whole_and_bad_bytes_are_unread() {
+        let doc = r#"{"é":"€ 😀 ü","b":["😀😀",{"ж":"ℝ"}]}"#;
+        assert_eq!(
+            walk(doc).unwrap(),
+            vec![
+                r#"é="€ 😀 ü""#.to_owned(),
+                "b[".to_owned(),
+                r#"b:"😀😀""#.to_owned(),
+                r#"b:{"ж":"ℝ"}"#.to_owned(),
+            ]
+        );
+        for capacity in [1, 2, 3, 4, 5, 64] {
+            for bad in [
+                &b"{\"a\":\"\xff\"}"[..],
+                b"{\"a\":\"\xe2\x82\"}",
+                b"{\"a\":\"x\"}\xe2\x82",
+                b"{\"a\":\"\xe2\x82",
+            ] {
+                assert!(walk_bytes(bad, capacity).is_err(), "{bad:?} with {capacity}");
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_longer_than_the_buffer_are_whole() {
         let long = "y".repeat(1_100_000);
         let doc = format!(r#"{{"a":["{long}",{{"b":"{long}\"\\"}}]}}"#);
         let got = walk(&doc).unwrap();

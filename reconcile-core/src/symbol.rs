@@ -17,6 +17,8 @@ impl Symbol {
     pub fn new(raw: &str) -> Self {
         let trimmed = raw.trim();
         match occ_parts(trimmed) {
+            // Already padded: the root and its spaces fill the first six characters.
+            Some(_) if trimmed.len() == 21 => Self(crate::ids::shared(trimmed)),
             Some((root, rest)) => Self(crate::ids::shared(&format!("{root:<6}{rest}"))),
             None => Self(crate::ids::shared(trimmed)),
         }
