@@ -13,7 +13,7 @@ use std::str::FromStr;
 /// # Errors
 /// A message naming the text when it is not a decimal number.
 pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
-    let t = text.trim();
+    let t = crate::symbol::trimmed(text);
     let bad = || format!("not a decimal: {text:?}");
     if t.is_empty() {
         return Err(bad());

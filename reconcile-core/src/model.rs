@@ -175,10 +175,10 @@ pub struct Order {
     #[serde(with = "decimal::option", default)]
     pub stop_price: Option<Decimal>,
     /// When it was submitted.
-    #[serde(default)]
+    #[serde(deserialize_with = "crate::time::optional", default)]
     pub submitted_at: Option<DateTime<Utc>>,
     /// When the broker last changed it.
-    #[serde(default)]
+    #[serde(deserialize_with = "crate::time::optional", default)]
     pub updated_at: Option<DateTime<Utc>>,
     /// Its legs.
     #[serde(default, deserialize_with = "null_as_empty")]
@@ -195,7 +195,11 @@ pub struct Order {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oco_group: Option<OrderId>,
     /// An extension of snapshot v1: when it filled, if it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "crate::time::optional",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub filled_at: Option<DateTime<Utc>>,
     /// An extension of snapshot v1: its average fill price, if it filled.
     #[serde(
@@ -306,7 +310,7 @@ pub struct ProfitTarget {
     #[serde(default)]
     pub client_order_id: Option<ClientOrderId>,
     /// When its order was placed.
-    #[serde(default)]
+    #[serde(deserialize_with = "crate::time::optional", default)]
     pub placed_at: Option<DateTime<Utc>>,
     /// The expected limit price.
     #[serde(with = "decimal::option", default)]
@@ -324,7 +328,11 @@ pub struct ProfitTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// When placement was last attempted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "crate::time::optional",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub last_attempt: Option<DateTime<Utc>>,
 }
 
@@ -359,7 +367,7 @@ pub struct Position {
     /// Lifecycle state.
     pub state: PositionState,
     /// When it was opened.
-    #[serde(default)]
+    #[serde(deserialize_with = "crate::time::optional", default)]
     pub opened_at: Option<DateTime<Utc>>,
     /// Average entry price, per share or contract.
     #[serde(with = "decimal::option", default)]
@@ -385,7 +393,7 @@ pub struct Fill {
     /// The broker order.
     pub order_id: OrderId,
     /// When it filled.
-    #[serde(default)]
+    #[serde(deserialize_with = "crate::time::optional", default)]
     pub filled_at: Option<DateTime<Utc>>,
     /// Its average fill price.
     #[serde(with = "decimal::option", default)]
@@ -402,6 +410,7 @@ pub struct Intent {
     /// The target the order is for.
     pub target_key: TargetKey,
     /// When the intent was written.
+    #[serde(deserialize_with = "crate::time::required")]
     pub created_at: DateTime<Utc>,
     /// An extension of snapshot v1: for an OCO placement, the target whose order is the other
     /// exit of the group (the order carrying this client order id is the group's parent; the

@@ -5,7 +5,6 @@ use crate::model::{BrokerPosition, Intent, Order, Position, null_as_empty};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 use std::fmt;
 
 /// The `format` tag of a local snapshot.
@@ -30,6 +29,7 @@ pub struct LocalSnapshot {
     /// Always `reconcile.local/v1`.
     pub format: LocalFormat,
     /// When the records were read.
+    #[serde(deserialize_with = "crate::time::required")]
     pub as_of: DateTime<Utc>,
     /// Local positions.
     pub positions: Vec<Position>,
@@ -44,6 +44,7 @@ pub struct BrokerSnapshot {
     /// Always `reconcile.broker/v1`.
     pub format: BrokerFormat,
     /// When the broker was read.
+    #[serde(deserialize_with = "crate::time::required")]
     pub as_of: DateTime<Utc>,
     /// Working orders and recent history.
     pub orders: Vec<Order>,
@@ -131,7 +132,8 @@ impl LocalSnapshot {
     /// # Errors
     /// [`SnapshotError`] naming the first offending path.
     pub fn validate(&self) -> Result<(), SnapshotError> {
-        let mut ids = HashSet::new();
+        let mut ids = crate::fasthash::FxSet::default();
+        ids.reserve(self.positions.len());
         for (i, p) in self.positions.iter().enumerate() {
             if !ids.insert(p.id.as_str()) {
                 return Err(SnapshotError::at(
@@ -139,9 +141,9 @@ impl LocalSnapshot {
                     format!("duplicate position id {:?}", p.id.as_str()),
                 ));
             }
-            let mut keys = HashSet::new();
             for (j, t) in p.targets.iter().enumerate() {
-                if !keys.insert(t.key.as_str()) {
+                // A position has a handful of targets: looking back costs less than a set.
+                if p.targets[..j].iter().any(|u| u.key == t.key) {
                     return Err(SnapshotError::at(
                         format!("positions[{i}].targets[{j}].key"),
                         format!("duplicate target key {:?}", t.key.as_str()),

@@ -307,7 +307,10 @@ mod tests {
                 b"{\"a\":\"x\"}\xe2\x82",
                 b"{\"a\":\"\xe2\x82",
             ] {
-                assert!(walk_bytes(bad, capacity).is_err(), "{bad:?} with {capacity}");
+                assert!(
+                    walk_bytes(bad, capacity).is_err(),
+                    "{bad:?} with {capacity}"
+                );
             }
         }
     }

@@ -15,7 +15,7 @@ pub struct Symbol(Arc<str>);
 impl Symbol {
     /// Makes a symbol, canonicalizing OCC option symbols to the padded form.
     pub fn new(raw: &str) -> Self {
-        let trimmed = raw.trim();
+        let trimmed = trimmed(raw);
         match occ_parts(trimmed) {
             // Already padded: the root and its spaces fill the first six characters.
             Some(_) if trimmed.len() == 21 => Self(crate::ids::shared(trimmed)),
@@ -49,6 +49,18 @@ impl Symbol {
             Some((root, _)) => root,
             None => &self.0,
         }
+    }
+}
+
+/// `text.trim()`, without the search when the text starts and ends with a character that is
+/// not white space (an ASCII letter, digit or sign), as nearly all do.
+pub(crate) fn trimmed(text: &str) -> &str {
+    let solid = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_graphic());
+    let bytes = text.as_bytes();
+    if solid(bytes.first()) && solid(bytes.last()) {
+        text
+    } else {
+        text.trim()
     }
 }
 
@@ -108,6 +120,13 @@ impl<'de> Deserialize<'de> for Symbol {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn trimmed_is_trim(s in "[ \t\u{a0}\u{3000}a-z0-9.-]{0,6}") {
+            proptest::prop_assert_eq!(trimmed(&s), s.trim());
+        }
+    }
 
     #[test]
     fn padded_and_compact_option_symbols_are_equal() {
