@@ -213,6 +213,12 @@ impl<'a> Index<'a> {
         self.orders.get(id).and_then(|s| s.order)
     }
 
+    /// The broker's order with this id and how many active scoped targets reference it, in
+    /// one lookup.
+    pub fn order_and_references(&self, id: &str) -> (Option<&'a Order>, u32) {
+        self.orders.get(id).map_or((None, 0), |s| (s.order, s.refs))
+    }
+
     /// How many active scoped targets reference this order id.
     pub fn references(&self, id: &str) -> u32 {
         self.orders.get(id).map_or(0, |s| s.refs)

@@ -48,7 +48,8 @@ pub(super) fn judge<'a>(ix: &Index<'a>) -> Referenced<'a> {
             else {
                 continue;
             };
-            if ix.references(id.as_str()) > 1 {
+            let (order, references) = ix.order_and_references(id.as_str());
+            if references > 1 {
                 conflicts.entry(id.as_str()).or_default().push(TargetRef {
                     position_id: p.id.clone(),
                     target_key: t.key.clone(),
@@ -60,7 +61,7 @@ pub(super) fn judge<'a>(ix: &Index<'a>) -> Referenced<'a> {
                 target: ti,
             };
             let due = p.state == PositionState::Open;
-            match ix.order(id.as_str()) {
+            match order {
                 Some(o) if o.status.is_working() => match drift(t, o) {
                     None => out.matched.push(Matched {
                         position_id: p.id.clone(),
