@@ -98,10 +98,15 @@ macro_rules! string_id {
             }
         }
 
+        impl crate::text::FromText for $name {
+            fn from_text<E: serde::de::Error>(text: &str) -> Result<Self, E> {
+                Ok(Self($make(text)))
+            }
+        }
+
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                Ok(Self($make(s.as_ref())))
+                crate::text::deserialize(d)
             }
         }
 

@@ -92,6 +92,7 @@ pub mod snapshot;
 pub mod spelling;
 mod stream;
 pub mod symbol;
+mod text;
 mod time;
 
 #[cfg(feature = "blocking")]

@@ -74,12 +74,15 @@ macro_rules! spelled {
             }
         }
 
+        impl $crate::text::FromText for $name {
+            fn from_text<E: ::serde::de::Error>(text: &str) -> Result<Self, E> {
+                text.parse().map_err(|_| E::unknown_variant(text, Self::SPELLINGS))
+            }
+        }
+
         impl<'de> ::serde::Deserialize<'de> for $name {
             fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = <::std::borrow::Cow<'de, str> as ::serde::Deserialize>::deserialize(d)?;
-                text.parse().map_err(|_| {
-                    <D::Error as ::serde::de::Error>::unknown_variant(&text, Self::SPELLINGS)
-                })
+                $crate::text::deserialize(d)
             }
         }
     };

@@ -107,13 +107,18 @@ impl Serialize for Symbol {
     }
 }
 
+impl crate::text::FromText for Symbol {
+    fn from_text<E: serde::de::Error>(raw: &str) -> Result<Self, E> {
+        if raw.trim().is_empty() {
+            return Err(E::custom("empty symbol"));
+        }
+        Ok(Self::new(raw))
+    }
+}
+
 impl<'de> Deserialize<'de> for Symbol {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        if raw.trim().is_empty() {
-            return Err(serde::de::Error::custom("empty symbol"));
-        }
-        Ok(Self::new(&raw))
+        crate::text::deserialize(deserializer)
     }
 }
 

@@ -5,7 +5,6 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer};
-use std::borrow::Cow;
 
 /// Parses `text` as chrono's `Deserialize` for `DateTime<Utc>` does.
 pub(crate) fn parse(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
@@ -52,18 +51,29 @@ fn fast(b: &[u8]) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
+/// A time read from its text.
+struct Time(DateTime<Utc>);
+
+impl crate::text::FromText for Time {
+    fn from_text<E: serde::de::Error>(text: &str) -> Result<Self, E> {
+        parse(text).map(Time).map_err(E::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::text::deserialize(d)
+    }
+}
+
 /// For `#[serde(deserialize_with)]` on a `DateTime<Utc>`.
 pub(crate) fn required<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-    let text = Cow::<'de, str>::deserialize(d)?;
-    parse(&text).map_err(serde::de::Error::custom)
+    Time::deserialize(d).map(|t| t.0)
 }
 
 /// For `#[serde(deserialize_with)]` on an `Option<DateTime<Utc>>` (`null` is `None`).
 pub(crate) fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    match Option::<Cow<'de, str>>::deserialize(d)? {
-        Some(text) => parse(&text).map(Some).map_err(serde::de::Error::custom),
-        None => Ok(None),
-    }
+    Ok(Option::<Time>::deserialize(d)?.map(|t| t.0))
 }
 
 #[cfg(test)]
