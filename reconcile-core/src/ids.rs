@@ -10,9 +10,10 @@ thread_local! {
     static SHARED: RefCell<Option<crate::fasthash::FxSet<Arc<str>>>> = const { RefCell::new(None) };
 }
 
-/// While one is alive, the strings that repeat across a document (accounts, target keys, symbols)
-/// are deserialized on this thread into one shared allocation per distinct value: a snapshot of
-/// 150,000 orders names two accounts, not 150,000.
+/// While one is alive, the ids that repeat across a document (accounts, target keys) are
+/// deserialized on this thread into one shared allocation per distinct value: a snapshot of
+/// 150,000 orders names two accounts, not 150,000. (Symbols are not shared: most of a broker's
+/// are distinct, and looking each up cost more than the memory it saved.)
 pub(crate) struct Sharing(());
 
 impl Sharing {

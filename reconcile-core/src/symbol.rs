@@ -18,9 +18,9 @@ impl Symbol {
         let trimmed = trimmed(raw);
         match occ_parts(trimmed) {
             // Already padded: the root and its spaces fill the first six characters.
-            Some(_) if trimmed.len() == 21 => Self(crate::ids::shared(trimmed)),
-            Some((root, rest)) => Self(crate::ids::shared(&format!("{root:<6}{rest}"))),
-            None => Self(crate::ids::shared(trimmed)),
+            Some(_) if trimmed.len() == 21 => Self(Arc::from(trimmed)),
+            Some((root, rest)) => Self(Arc::from(format!("{root:<6}{rest}"))),
+            None => Self(Arc::from(trimmed)),
         }
     }
 
