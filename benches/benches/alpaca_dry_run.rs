@@ -7,15 +7,13 @@ use adapter_alpaca::AlpacaBroker;
 use adapter_alpaca::sim::Sim;
 use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
+use reconcile_benches::sqlite_store_with;
 use reconcile_core::testkit::build::{
     OrderExt, PositionExt, TargetExt, at, holding, order, position, target,
 };
-use reconcile_core::{
-    BrokerSnapshot, ChangeBatch, LocalChange, LocalSnapshot, OrderStatus, Reconciler, Side,
-};
+use reconcile_core::{BrokerSnapshot, LocalSnapshot, OrderStatus, Reconciler, Side};
 use secrecy::SecretString;
 use std::time::{Duration, Instant};
-use store_sqlite::SqliteStore;
 
 const ACCOUNT: &str = "PA3ALPACA01";
 const POSITIONS: usize = 2_000;
@@ -83,20 +81,7 @@ fn bench(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("reconcile-bench-alpaca-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch");
-    let store = SqliteStore::open(dir.join("db.sqlite")).expect("store");
-    let changes = local
-        .positions
-        .iter()
-        .map(|p| LocalChange::InsertPosition {
-            position: p.clone(),
-        })
-        .collect();
-    store
-        .apply_blocking(&ChangeBatch {
-            changes,
-            audit: Vec::new(),
-        })
-        .expect("seed");
+    let store = sqlite_store_with(&dir.join("db.sqlite"), local.positions.iter().cloned());
     let sim = rt.block_on(Sim::start(now, "k", "s")).expect("sim");
     sim.seed(&broker_side);
     // The simulator's 200-a-minute limit would refuse the benchmark's own repetitions: the

@@ -4,7 +4,7 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented function
 
 use criterion::{Criterion, criterion_group};
-use reconcile_benches::{condor, link_batch};
+use reconcile_benches::{condor, link_batch, sqlite_store_with};
 use reconcile_core::testkit::InMemoryBroker;
 use reconcile_core::testkit::build::{PositionExt, TargetExt, at, holding, position, target};
 use reconcile_core::{
@@ -25,19 +25,10 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn seeded(path: &Path, n: usize) -> SqliteStore {
-    let store = SqliteStore::open(path).expect("open");
-    let changes = (0..n)
-        .map(|i| LocalChange::InsertPosition {
-            position: condor(&format!("P{i:06}"), "5WT00001"),
-        })
-        .collect();
-    store
-        .apply_blocking(&ChangeBatch {
-            changes,
-            audit: Vec::new(),
-        })
-        .expect("seed");
-    store
+    sqlite_store_with(
+        path,
+        (0..n).map(|i| condor(&format!("P{i:06}"), "5WT00001")),
+    )
 }
 
 fn bench(c: &mut Criterion) {

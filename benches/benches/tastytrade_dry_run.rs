@@ -5,11 +5,10 @@
 use adapter_tastytrade::TastytradeBroker;
 use adapter_tastytrade::sim::Sim;
 use criterion::{Criterion, criterion_group, criterion_main};
-use reconcile_benches::workload;
-use reconcile_core::{ChangeBatch, DiffOptions, LocalChange, Reconciler, Scope};
+use reconcile_benches::{sqlite_store_with, workload};
+use reconcile_core::{DiffOptions, Reconciler, Scope};
 use secrecy::SecretString;
 use std::time::{Duration, Instant};
-use store_sqlite::SqliteStore;
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -27,20 +26,7 @@ fn bench(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("reconcile-bench-tt-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch");
-    let store = SqliteStore::open(dir.join("db.sqlite")).expect("store");
-    let changes = local
-        .positions
-        .iter()
-        .map(|p| LocalChange::InsertPosition {
-            position: p.clone(),
-        })
-        .collect();
-    store
-        .apply_blocking(&ChangeBatch {
-            changes,
-            audit: Vec::new(),
-        })
-        .expect("seed");
+    let store = sqlite_store_with(&dir.join("db.sqlite"), local.positions.iter().cloned());
     let sim = rt
         .block_on(Sim::start(broker_side.as_of, "s", "r"))
         .expect("sim");

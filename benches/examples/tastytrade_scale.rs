@@ -6,34 +6,15 @@
 
 use adapter_tastytrade::TastytradeBroker;
 use adapter_tastytrade::sim::Sim;
-use reconcile_benches::workload;
+use reconcile_benches::{sqlite_store_with, workload};
 use reconcile_core::{
-    ApplyOptions, BrokerSnapshot, ChangeBatch, DiffOptions, LocalChange, LocalSnapshot, Policy,
-    Reconciler, Scope, TargetStatus,
+    ApplyOptions, BrokerSnapshot, DiffOptions, LocalSnapshot, Policy, Reconciler, Scope,
+    TargetStatus,
 };
 use secrecy::SecretString;
 use std::time::{Duration, Instant};
-use store_sqlite::SqliteStore;
 
 const RATE: u32 = 20;
-
-fn store_with(dir: &std::path::Path, name: &str, local: &LocalSnapshot) -> SqliteStore {
-    let store = SqliteStore::open(dir.join(name)).expect("store");
-    let changes = local
-        .positions
-        .iter()
-        .map(|p| LocalChange::InsertPosition {
-            position: p.clone(),
-        })
-        .collect();
-    store
-        .apply_blocking(&ChangeBatch {
-            changes,
-            audit: Vec::new(),
-        })
-        .expect("seed");
-    store
-}
 
 /// `requests` as a percentage of what the pace allows in `took`: a full burst, then `RATE` a
 /// second.
@@ -81,7 +62,7 @@ fn main() {
         .iter()
         .filter(|o| o.status.is_working())
         .count();
-    let store = store_with(&dir, "dry.sqlite", &local);
+    let store = sqlite_store_with(&dir.join("dry.sqlite"), local.positions.iter().cloned());
     let sim = rt
         .block_on(Sim::start(broker.as_of, "s", "r"))
         .expect("sim");
@@ -133,7 +114,7 @@ fn main() {
             })
             .collect(),
     );
-    let store = store_with(&dir, "apply.sqlite", &local);
+    let store = sqlite_store_with(&dir.join("apply.sqlite"), local.positions.iter().cloned());
     let sim = rt
         .block_on(Sim::start(broker.as_of, "s", "r"))
         .expect("sim");

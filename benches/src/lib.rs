@@ -191,3 +191,22 @@ pub fn link_batch(n: usize, now: chrono::DateTime<chrono::Utc>) -> reconcile_cor
         }],
     }
 }
+
+/// A SQLite store at `path` holding `positions`, written in one batch.
+pub fn sqlite_store_with(
+    path: &std::path::Path,
+    positions: impl IntoIterator<Item = reconcile_core::Position>,
+) -> store_sqlite::SqliteStore {
+    let store = store_sqlite::SqliteStore::open(path).expect("store");
+    let changes = positions
+        .into_iter()
+        .map(|position| reconcile_core::LocalChange::InsertPosition { position })
+        .collect();
+    store
+        .apply_blocking(&reconcile_core::ChangeBatch {
+            changes,
+            audit: Vec::new(),
+        })
+        .expect("seed");
+    store
+}

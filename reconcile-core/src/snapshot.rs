@@ -81,33 +81,19 @@ impl LocalSnapshot {
     pub fn from_reader(reader: impl std::io::Read) -> Option<Self> {
         let _sharing = crate::ids::Sharing::start();
         let (mut format, mut as_of, mut positions, mut intents) = (None, None, None, None);
-        let read = || -> Result<(), crate::stream::Unread> {
-            let mut r = crate::stream::Reader::new(reader);
-            r.begin()?;
-            while let Some(key) = r.next_key()? {
-                match key.as_str() {
-                    "format" => format = Some(r.value::<LocalFormat>()?),
-                    "as_of" => as_of = Some(r.value()?),
-                    "positions" if r.array()? => {
-                        let mut all = Vec::new();
-                        r.elements(|p| all.push(p))?;
-                        positions = Some(all);
-                    }
-                    "intents" if r.array()? => {
-                        let mut all = Vec::new();
-                        r.elements(|i| all.push(i))?;
-                        intents = Some(all);
-                    }
-                    "intents" => intents = r.value::<Option<Vec<Intent>>>()?,
-                    "positions" => return Err(crate::stream::Unread),
-                    _ => {
-                        r.value::<serde::de::IgnoredAny>()?;
-                    }
-                }
+        crate::stream::members(reader, |key, r| {
+            match key {
+                "format" => format = Some(r.value::<LocalFormat>()?),
+                "as_of" => as_of = Some(r.value()?),
+                "positions" if r.array()? => positions = Some(r.list()?),
+                "intents" if r.array()? => intents = Some(r.list()?),
+                "intents" => intents = r.value::<Option<Vec<Intent>>>()?,
+                "positions" => return Err(crate::stream::Unread),
+                _ => drop(r.value::<serde::de::IgnoredAny>()?),
             }
-            r.end()
-        };
-        read().ok()?;
+            Ok(())
+        })
+        .ok()?;
         let snapshot = Self {
             format: format?,
             as_of: as_of?,
@@ -199,33 +185,19 @@ impl BrokerSnapshot {
     pub fn from_reader(reader: impl std::io::Read) -> Option<Self> {
         let _sharing = crate::ids::Sharing::start();
         let (mut format, mut as_of, mut orders, mut positions) = (None, None, None, None);
-        let read = || -> Result<(), crate::stream::Unread> {
-            let mut r = crate::stream::Reader::new(reader);
-            r.begin()?;
-            while let Some(key) = r.next_key()? {
-                match key.as_str() {
-                    "format" => format = Some(r.value::<BrokerFormat>()?),
-                    "as_of" => as_of = Some(r.value()?),
-                    "orders" if r.array()? => {
-                        let mut all = Vec::new();
-                        r.elements(|o| all.push(o))?;
-                        orders = Some(all);
-                    }
-                    "positions" if r.array()? => {
-                        let mut all = Vec::new();
-                        r.elements(|p| all.push(p))?;
-                        positions = Some(Some(all));
-                    }
-                    "positions" => positions = Some(r.value::<Option<Vec<BrokerPosition>>>()?),
-                    "orders" => return Err(crate::stream::Unread),
-                    _ => {
-                        r.value::<serde::de::IgnoredAny>()?;
-                    }
-                }
+        crate::stream::members(reader, |key, r| {
+            match key {
+                "format" => format = Some(r.value::<BrokerFormat>()?),
+                "as_of" => as_of = Some(r.value()?),
+                "orders" if r.array()? => orders = Some(r.list()?),
+                "positions" if r.array()? => positions = Some(Some(r.list()?)),
+                "positions" => positions = Some(r.value::<Option<Vec<BrokerPosition>>>()?),
+                "orders" => return Err(crate::stream::Unread),
+                _ => drop(r.value::<serde::de::IgnoredAny>()?),
             }
-            r.end()
-        };
-        read().ok()?;
+            Ok(())
+        })
+        .ok()?;
         let snapshot = Self {
             format: format?,
             as_of: as_of?,

@@ -196,6 +196,13 @@ impl<R: Read> Reader<R> {
         }
     }
 
+    /// Every element of the array [`Self::array`] opened.
+    pub(crate) fn list<T: DeserializeOwned>(&mut self) -> Result<Vec<T>, Unread> {
+        let mut all = Vec::new();
+        self.elements(|x| all.push(x))?;
+        Ok(all)
+    }
+
     /// Nothing but white space follows the object.
     pub(crate) fn end(mut self) -> Result<(), Unread> {
         match self.token()? {
@@ -203,6 +210,20 @@ impl<R: Read> Reader<R> {
             Some(_) => Err(Unread),
         }
     }
+}
+
+/// Reads the one object in `reader`, handing each member's key, with the reader at its value,
+/// to `member`.
+pub(crate) fn members<R: Read>(
+    reader: R,
+    mut member: impl FnMut(&str, &mut Reader<R>) -> Result<(), Unread>,
+) -> Result<(), Unread> {
+    let mut r = Reader::new(reader);
+    r.begin()?;
+    while let Some(key) = r.next_key()? {
+        member(&key, &mut r)?;
+    }
+    r.end()
 }
 
 #[cfg(test)]
