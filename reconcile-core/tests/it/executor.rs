@@ -269,27 +269,20 @@ async fn a_failed_action_does_not_stop_independent_ones() {
 #[tokio::test]
 async fn a_failed_read_aborts_with_nothing_changed() {
     let (b, s) = fixture();
-    b.fail_next(
-        Call::Positions,
+    let reset = || {
         Fault::Fail(BrokerError::Transport {
             broker: "x".into(),
             endpoint: "/positions".into(),
             message: "reset".into(),
-        }),
-    );
+        })
+    };
+    b.fail_next(Call::Positions, reset());
     let rec = Reconciler::new(&b, &s).with_policy(placing());
     assert!(rec.plan(at(NOW)).await.is_err());
     // An apply whose own re-read fails: it must stop before its first write.
     let (_, p) = rec.plan(at(NOW)).await.unwrap();
     assert!(!p.is_empty(), "the plan has placements to (not) carry out");
-    b.fail_next(
-        Call::Positions,
-        Fault::Fail(BrokerError::Transport {
-            broker: "x".into(),
-            endpoint: "/positions".into(),
-            message: "reset".into(),
-        }),
-    );
+    b.fail_next(Call::Positions, reset());
     let before = s.snapshot(at(NOW));
     assert!(
         rec.apply(&p, &ApplyOptions::new("r1", at(NOW)))
