@@ -136,8 +136,16 @@ async fn serve_metrics(
         while let Ok((mut sock, _)) = listener.accept().await {
             let health = health.clone();
             tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let _ = sock.read(&mut buf).await;
+                // The whole request head is read before answering: a client whose request
+                // arrives in pieces must not find the connection closed under it.
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
                 let body = health
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)

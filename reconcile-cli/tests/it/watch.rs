@@ -208,11 +208,8 @@ fn http_get(url: &str) -> String {
     use std::io::{Read, Write};
     let addr = url.trim_start_matches("http://").split('/').next().unwrap();
     let mut sock = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        sock,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    sock.write_all(request.as_bytes()).unwrap();
     let mut out = String::new();
     sock.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
