@@ -121,6 +121,27 @@ fn sym(underlying: &str, pos: usize, leg: usize) -> String {
 
 /// A realistic (local, broker) pair, holdings known in most cases.
 pub fn snapshot_pair() -> impl Strategy<Value = (LocalSnapshot, BrokerSnapshot)> {
+    planned_pair().prop_map(|(l, b, _)| (l, b))
+}
+
+/// One generated target and what the generator made of it, for a property to judge the diff's
+/// verdict against what was intended.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Its position's id.
+    pub position_id: String,
+    /// Its position's state.
+    pub state: PositionState,
+    /// Its key.
+    pub key: String,
+    /// The order id it references, if any.
+    pub order_id: Option<String>,
+    /// What became of it at the broker.
+    pub fate: Fate,
+}
+
+/// A pair as [`snapshot_pair`] makes it, with every target's intended fate.
+pub fn planned_pair() -> impl Strategy<Value = (LocalSnapshot, BrokerSnapshot, Vec<Planned>)> {
     (
         prop::collection::vec(pos_plan(), 0..8),
         0usize..3,
@@ -137,7 +158,8 @@ fn build_pair(
     orphans: usize,
     untracked: usize,
     holdings_known: bool,
-) -> (LocalSnapshot, BrokerSnapshot) {
+) -> (LocalSnapshot, BrokerSnapshot, Vec<Planned>) {
+    let mut planned = Vec::new();
     let as_of = at(AS_OF);
     let long_ago = (as_of - TimeDelta::hours(3)).to_rfc3339();
     let recently = (as_of - TimeDelta::seconds(10)).to_rfc3339();
@@ -244,6 +266,13 @@ fn build_pair(
             } else {
                 last_order = Some(oid);
             }
+            planned.push(Planned {
+                position_id: pid.clone(),
+                state: plan.state,
+                key: KEYS[ti].to_owned(),
+                order_id: t.order_id.as_ref().map(ToString::to_string),
+                fate: *f,
+            });
             p.targets.push(t);
         }
         let factor = match plan.holding {
@@ -284,7 +313,7 @@ fn build_pair(
     let mut broker = BrokerSnapshot::new(as_of);
     broker.orders = orders;
     broker.positions = holdings_known.then_some(held);
-    (local, broker)
+    (local, broker, planned)
 }
 
 /// A permutation of `0..n`.
