@@ -39,6 +39,15 @@ pub enum Fate {
     Settled,
     /// References the same order as the previous target.
     SharesOrder,
+    /// Its order was replaced at the broker by a working one with the same legs.
+    Replaced {
+        /// The replacement names the order it replaced (`replaces`); else only the replaced
+        /// order names its replacement (`replaced_by`).
+        back_link: bool,
+    },
+    /// Active, referencing its order, and that order carries the target's own client order id
+    /// (as a placement this tool made would).
+    OwnClientId,
 }
 
 fn fate() -> impl Strategy<Value = Fate> {
@@ -58,6 +67,8 @@ fn fate() -> impl Strategy<Value = Fate> {
         1 => (any::<bool>(), any::<bool>()).prop_map(|(recent, sent)| Fate::Intent { recent, sent }),
         1 => Just(Fate::Settled),
         1 => Just(Fate::SharesOrder),
+        1 => any::<bool>().prop_map(|back_link| Fate::Replaced { back_link }),
+        1 => Just(Fate::OwnClientId),
     ]
 }
 
@@ -244,6 +255,28 @@ fn build_pair(
                         o.submitted_at = Some(at(&recently));
                         orders.push(o);
                     }
+                }
+                Fate::Replaced { back_link } => {
+                    t.status = TargetStatus::Active;
+                    t.order_id = Some(o.id.clone());
+                    let mut n = o.clone();
+                    n.id = format!("{next_order}").as_str().into();
+                    next_order += 1;
+                    o.status = OrderStatus::Replaced;
+                    o.replaced_by = Some(n.id.clone());
+                    if back_link {
+                        n.replaces = Some(o.id.clone());
+                    }
+                    orders.push(o);
+                    orders.push(n);
+                }
+                Fate::OwnClientId => {
+                    let cid = format!("rc-own-{pi}-{ti}");
+                    t.status = TargetStatus::Active;
+                    t.order_id = Some(o.id.clone());
+                    t.client_order_id = Some(cid.as_str().into());
+                    o.client_order_id = Some(cid.as_str().into());
+                    orders.push(o);
                 }
                 Fate::Settled => {
                     t.status = TargetStatus::Filled;

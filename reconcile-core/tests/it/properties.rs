@@ -385,7 +385,10 @@ fn intended(
                 None => verdict("invalid:not_found"),
             }
         }
-        Fate::Matched => verdict("matched"),
+        Fate::Matched | Fate::OwnClientId => verdict("matched"),
+        // The replaced order is invalid for the target, and its working replacement is the
+        // target's to adopt.
+        Fate::Replaced { .. } => Some(Some("invalid:replaced adoptable:replaced_by".to_owned())),
         Fate::Drifted => verdict("drifted:limit_price"),
         Fate::Terminal(s) => verdict(&format!("invalid:{}", s.as_str())),
         Fate::NotFound { recent: true } => verdict("in_flight"),
@@ -438,7 +441,7 @@ proptest! {
                 None => prop_assert!(seen.is_empty(), "{:?} ({:?}, {:?}) was reported: {:?}", key, t.fate, t.state, seen),
                 Some(None) => {}
                 Some(Some(want)) => prop_assert_eq!(
-                    &seen, &vec![want.clone()],
+                    seen.join(" "), want,
                     "{:?} ({:?}, {:?})", key, t.fate, t.state
                 ),
             }
