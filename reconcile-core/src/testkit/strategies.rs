@@ -13,10 +13,10 @@ pub const AS_OF: &str = "2025-11-07T15:00:00Z";
 /// What became of one target at the broker.
 #[derive(Debug, Clone, Copy)]
 pub enum Fate {
-    /// Working as expected.
-    Matched,
-    /// Working at another price.
-    Drifted,
+    /// Working as expected, in this working status.
+    Matched(OrderStatus),
+    /// Working, but not as expected.
+    Drifted(Drift),
     /// Finished with this status.
     Terminal(OrderStatus),
     /// Unknown to the broker; placed long ago, or `recent`ly.
@@ -50,10 +50,30 @@ pub enum Fate {
     OwnClientId,
 }
 
+/// How a drifted order differs from its target.
+#[derive(Debug, Clone, Copy)]
+pub enum Drift {
+    /// Another limit price.
+    LimitPrice,
+    /// Another quantity on its leg.
+    Quantity,
+    /// Another instrument on its leg.
+    Legs,
+}
+
 fn fate() -> impl Strategy<Value = Fate> {
     prop_oneof![
-        4 => Just(Fate::Matched),
-        1 => Just(Fate::Drifted),
+        4 => prop::sample::select(vec![
+            OrderStatus::Live,
+            OrderStatus::Pending,
+            OrderStatus::Held,
+            OrderStatus::PartiallyFilled,
+            OrderStatus::PendingCancel,
+            OrderStatus::PendingReplace,
+        ])
+        .prop_map(Fate::Matched),
+        1 => prop::sample::select(vec![Drift::LimitPrice, Drift::Quantity, Drift::Legs])
+            .prop_map(Fate::Drifted),
         2 => prop_oneof![
             Just(OrderStatus::Filled),
             Just(OrderStatus::Cancelled),
@@ -155,8 +175,8 @@ pub struct Planned {
 pub fn planned_pair() -> impl Strategy<Value = (LocalSnapshot, BrokerSnapshot, Vec<Planned>)> {
     (
         prop::collection::vec(pos_plan(), 0..8),
+        0usize..4,
         0usize..3,
-        0usize..2,
         prop::bool::weighted(0.9),
     )
         .prop_map(|(plans, orphans, untracked, holdings_known)| {
@@ -218,15 +238,22 @@ fn build_pair(
             let oid = o.id.to_string();
             next_order += 1;
             match *f {
-                Fate::Matched => {
+                Fate::Matched(status) => {
                     t.status = TargetStatus::Active;
                     t.order_id = Some(o.id.clone());
+                    o.status = status;
                     orders.push(o);
                 }
-                Fate::Drifted => {
+                Fate::Drifted(how) => {
                     t.status = TargetStatus::Active;
                     t.order_id = Some(o.id.clone());
-                    o.limit_price = Some(dec("9.99"));
+                    match how {
+                        Drift::LimitPrice => o.limit_price = Some(dec("9.99")),
+                        Drift::Quantity => o.legs[0].quantity = dec("2"),
+                        Drift::Legs => {
+                            o.legs[0].symbol = crate::Symbol::new(&sym(underlying, pi, ti + 5));
+                        }
+                    }
                     orders.push(o);
                 }
                 Fate::Terminal(st) => {

@@ -385,11 +385,15 @@ fn intended(
                 None => verdict("invalid:not_found"),
             }
         }
-        Fate::Matched | Fate::OwnClientId => verdict("matched"),
+        Fate::Matched(_) | Fate::OwnClientId => verdict("matched"),
         // The replaced order is invalid for the target, and its working replacement is the
         // target's to adopt.
         Fate::Replaced { .. } => Some(Some("invalid:replaced adoptable:replaced_by".to_owned())),
-        Fate::Drifted => verdict("drifted:limit_price"),
+        Fate::Drifted(how) => verdict(match how {
+            reconcile_core::testkit::strategies::Drift::LimitPrice => "drifted:limit_price",
+            reconcile_core::testkit::strategies::Drift::Quantity => "drifted:quantity",
+            reconcile_core::testkit::strategies::Drift::Legs => "drifted:legs",
+        }),
         Fate::Terminal(s) => verdict(&format!("invalid:{}", s.as_str())),
         Fate::NotFound { recent: true } => verdict("in_flight"),
         Fate::NotFound { recent: false } => verdict("invalid:not_found"),
