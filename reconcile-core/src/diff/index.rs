@@ -185,10 +185,14 @@ impl<'a> Index<'a> {
         let intents = scoped_intents(local, scope);
         let mut intents_by_target: FxMap<(&str, &str), Vec<&Intent>> = FxMap::default();
         for i in &intents {
-            intents_by_target
-                .entry((i.position_id.as_str(), i.target_key.as_str()))
-                .or_default()
-                .push(i);
+            // An OCO intent is the journal of both exits: it covers its sibling too, else the
+            // sibling looks missing while the pair is on its way, and is placed on its own.
+            for key in std::iter::once(&i.target_key).chain(&i.oco_with) {
+                intents_by_target
+                    .entry((i.position_id.as_str(), key.as_str()))
+                    .or_default()
+                    .push(i);
+            }
         }
 
         Ok(Self {

@@ -3,7 +3,7 @@
 //! DESIGN §4: unplaced targets are due only on `open` positions; those of `pending` and
 //! `closing` positions are not reported. A due target that an order was adopted for is not
 //! missing. One covered by an intent within grace (whose order is not yet working) is **in
-//! flight**, as one entry keyed by the client order id; so is one whose own `placed_at` is within
+//! flight**, as one entry keyed by the client order id (an OCO intent covers both of its exits); so is one whose own `placed_at` is within
 //! grace. Any other due target is **missing**.
 
 use super::index::{Index, Slot};

@@ -452,3 +452,250 @@ proptest! {
         }
     }
 }
+
+/// One scripted broker failure: which call, and whether the answer is lost after the broker
+/// acted (else the call never reaches it).
+fn broker_fault() -> impl Strategy<Value = (reconcile_core::testkit::Call, bool)> {
+    use reconcile_core::testkit::Call;
+    (
+        prop::sample::select(vec![
+            Call::Place,
+            Call::PlaceOco,
+            Call::Cancel,
+            Call::Replace,
+            Call::Order,
+            Call::FindByClientOrderId,
+            Call::WorkingOrders,
+            Call::Positions,
+        ]),
+        any::<bool>(),
+    )
+}
+
+/// The books agree, judged here from the broker's orders and the store's records, not by
+/// `verify`: every active target of an open position references one working order with the
+/// target's legs and prices; no two working orders are the same order twice; and per (account,
+/// symbol) the working orders close no more beyond what is held than they did before the
+/// applies (never worse: a planner rule bounding what others' orders already over-close is not
+/// there yet).
+/// Per (account, symbol), how much more the working orders close than is held (the legs of one
+/// OCO group counted once, as the broker lets only one of them fill).
+fn over_closing(
+    working: &[&reconcile_core::Order],
+    held: &[reconcile_core::BrokerPosition],
+) -> BTreeMap<(String, String), rust_decimal::Decimal> {
+    let mut closing: BTreeMap<(String, String), BTreeMap<String, rust_decimal::Decimal>> =
+        BTreeMap::new();
+    for o in working {
+        let group = o
+            .oco_group
+            .as_ref()
+            .map_or_else(|| o.id.to_string(), ToString::to_string);
+        for l in &o.legs {
+            let q = closing
+                .entry((o.account.to_string(), l.symbol.to_string()))
+                .or_default()
+                .entry(group.clone())
+                .or_default();
+            *q = (*q).max(l.quantity - l.filled_quantity);
+        }
+    }
+    closing
+        .into_iter()
+        .map(|((account, symbol), groups)| {
+            let total: rust_decimal::Decimal = groups.values().copied().sum();
+            let h: rust_decimal::Decimal = held
+                .iter()
+                .filter(|h| h.account.as_str() == account && h.symbol.as_str() == symbol)
+                .map(|h| h.quantity.abs())
+                .sum();
+            let excess = (total - h).max(rust_decimal::Decimal::ZERO);
+            ((account, symbol), excess)
+        })
+        .collect()
+}
+
+/// What the final plan leaves for a person (`skipped`, with its reason) is exempt: its subject
+/// names the position, the target and the order.
+fn books_agree(
+    local: &LocalSnapshot,
+    orders: &[reconcile_core::Order],
+    held: Option<&[reconcile_core::BrokerPosition]>,
+    for_a_person: &[String],
+    before: &[reconcile_core::Order],
+) -> Result<(), String> {
+    let segments = |s: &String| s.split(':').map(str::to_owned).collect::<Vec<_>>();
+    let left_order = |id: &str| {
+        for_a_person
+            .iter()
+            .any(|s| segments(s).iter().any(|x| x == id))
+    };
+    let left_target = |p: &str, k: &str| {
+        for_a_person
+            .iter()
+            .any(|s| segments(s).windows(2).any(|w| w[0] == p && w[1] == k))
+    };
+    let working: Vec<&reconcile_core::Order> = orders
+        .iter()
+        .filter(|o| o.status.is_working() && !left_order(o.id.as_str()))
+        .collect();
+    let legs_of = |o: &reconcile_core::Order| {
+        let mut v: Vec<String> = o
+            .legs
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {} {}",
+                    l.side.as_str(),
+                    l.quantity.normalize(),
+                    l.symbol
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    for p in local
+        .positions
+        .iter()
+        .filter(|p| p.state == PositionState::Open)
+    {
+        for t in p
+            .targets
+            .iter()
+            .filter(|t| t.status == TargetStatus::Active)
+        {
+            if left_target(p.id.as_str(), t.key.as_str()) {
+                continue;
+            }
+            let id = t
+                .order_id
+                .as_ref()
+                .ok_or(format!("{}/{} is active without an order", p.id, t.key))?;
+            let o = working.iter().find(|o| &o.id == id).ok_or(format!(
+                "{}/{} references {id}, which is not working",
+                p.id, t.key
+            ))?;
+            let mut want: Vec<String> = t
+                .legs
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} {} {}",
+                        l.side.as_str(),
+                        l.quantity.normalize(),
+                        l.symbol
+                    )
+                })
+                .collect();
+            want.sort();
+            if !t.legs.is_empty() && want != legs_of(o) {
+                return Err(format!(
+                    "{}/{}: order {id} has legs {:?}, the target {:?}",
+                    p.id,
+                    t.key,
+                    legs_of(o),
+                    want
+                ));
+            }
+            if t.limit_price.is_some() && t.limit_price != o.limit_price {
+                return Err(format!(
+                    "{}/{}: order {id} at {:?}, the target at {:?}",
+                    p.id, t.key, o.limit_price, t.limit_price
+                ));
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for o in &working {
+        let key = format!(
+            "{}|{:?}|{:?}|{:?}",
+            o.account,
+            legs_of(o),
+            o.limit_price,
+            o.stop_price
+        );
+        if !seen.insert(key.clone()) {
+            return Err(format!("working twice: {key}"));
+        }
+    }
+    // Holdings unknown: over-closing cannot be judged (and nothing was placed blind).
+    let Some(held) = held else { return Ok(()) };
+    let after = over_closing(&working, held);
+    let before_working: Vec<&reconcile_core::Order> =
+        before.iter().filter(|o| o.status.is_working()).collect();
+    let before = over_closing(&before_working, held);
+    for (key, excess) in &after {
+        let was = before.get(key).copied().unwrap_or_default();
+        if *excess > was {
+            return Err(format!(
+                "{key:?}: working orders now close {excess} more than is held, {was} before"
+            ));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn applies_against_a_failing_broker_converge_with_the_books_in_agreement(
+        (l, b) in snapshot_pair(),
+        faults in prop::collection::vec(broker_fault(), 0..6),
+        k in 0usize..12,
+    ) {
+        use reconcile_core::testkit::{Fault, Faulty};
+        let rt = rt();
+        let broker = Faulty::new(InMemoryBroker::from_snapshot(&b));
+        let inner = broker.inner();
+        let store = InMemoryStore::from_snapshot(&l);
+        let mut rec = Reconciler::new(&broker, &store).with_policy(policy());
+        rec.settle = chrono::TimeDelta::zero();
+        let mut now = b.as_of;
+        let (_, p) = rt.block_on(rec.plan(now)).unwrap();
+        for (call, lose) in &faults {
+            if *lose {
+                broker.fail_next(*call, Fault::LoseAnswer);
+            } else {
+                broker.break_transport(*call, 1);
+            }
+        }
+        let mut first = ApplyOptions::new("faulty", now);
+        first.stop_after = Some(k.min(p.actions.len()));
+        // A read that fails aborts the run; an action that fails is a result. Either way the
+        // next runs must finish the work.
+        let _ = rt.block_on(rec.apply(&p, &first));
+        for round in 0..5 {
+            if round > 0 {
+                now += chrono::TimeDelta::seconds(61);
+                inner.set_now(now);
+            }
+            if let Ok((_, p)) = rt.block_on(rec.plan(now)) {
+                let _ = rt.block_on(rec.apply(&p, &ApplyOptions::new(format!("re{round}"), now)));
+            }
+        }
+        // A fault on a call no run needed never fires; the rest were met along the way.
+        let (r, p) = rt.block_on(rec.plan(now)).unwrap();
+        prop_assert!(p.is_empty(), "did not converge: {}", r.to_json().unwrap());
+        // Left for a person: what the plan skips with a reason, and conflicts (one order
+        // referenced by several targets), which no fix touches.
+        // No order reached the broker twice: a lost answer is found, never sent again.
+        let mut placed: BTreeMap<String, usize> = BTreeMap::new();
+        for o in inner.placed() {
+            let legs: Vec<String> = o.legs.iter().map(|l| format!("{}{:?}{}", l.symbol, l.side, l.quantity)).collect();
+            *placed.entry(format!("{}|{}|{:?}|{:?}", o.account, legs.join(","), o.limit_price, o.stop_price)).or_default() += 1;
+        }
+        prop_assert!(placed.values().all(|&n| n == 1), "placed twice: {:?}", placed);
+        let mut for_a_person: Vec<String> = p.skipped.iter().map(|s| s.subject.clone()).collect();
+        for c in &r.conflicts {
+            for t in &c.targets {
+                for_a_person.push(format!("conflict:{}:{}:{}", t.position_id, t.target_key, c.order_id));
+            }
+        }
+        if let Err(e) = books_agree(&store.snapshot(now), &inner.orders(), b.positions.as_deref(), &for_a_person, &b.orders) {
+            let states: Vec<String> = inner.orders().iter().map(|o| format!("{} {}", o.id, o.status.as_str())).collect();
+            prop_assert!(false, "{}\norders: {:?}\nreport: {}\nstore: {:?}", e, states, r.to_json().unwrap(), store.snapshot(now).positions.iter().map(|p| (p.id.to_string(), p.targets.iter().map(|t| (t.key.to_string(), t.status.as_str(), t.order_id.clone())).collect::<Vec<_>>())).collect::<Vec<_>>());
+        }
+    }
+}
