@@ -41,9 +41,11 @@ pub enum Fate {
     SharesOrder,
     /// Its order was replaced at the broker by a working one with the same legs.
     Replaced {
-        /// The replacement names the order it replaced (`replaces`); else only the replaced
-        /// order names its replacement (`replaced_by`).
+        /// Only the replacement names the order it replaced (`replaces`); else only the
+        /// replaced order names its replacement (`replaced_by`).
         back_link: bool,
+        /// Replaced twice: the first replacement was itself replaced.
+        twice: bool,
     },
     /// Active, referencing its order, and that order carries the target's own client order id
     /// (as a placement this tool made would).
@@ -87,7 +89,8 @@ fn fate() -> impl Strategy<Value = Fate> {
         1 => (any::<bool>(), any::<bool>()).prop_map(|(recent, sent)| Fate::Intent { recent, sent }),
         1 => Just(Fate::Settled),
         1 => Just(Fate::SharesOrder),
-        1 => any::<bool>().prop_map(|back_link| Fate::Replaced { back_link }),
+        1 => (any::<bool>(), any::<bool>())
+            .prop_map(|(back_link, twice)| Fate::Replaced { back_link, twice }),
         1 => Just(Fate::OwnClientId),
     ]
 }
@@ -283,19 +286,25 @@ fn build_pair(
                         orders.push(o);
                     }
                 }
-                Fate::Replaced { back_link } => {
+                Fate::Replaced { back_link, twice } => {
                     t.status = TargetStatus::Active;
                     t.order_id = Some(o.id.clone());
-                    let mut n = o.clone();
-                    n.id = format!("{next_order}").as_str().into();
-                    next_order += 1;
-                    o.status = OrderStatus::Replaced;
-                    o.replaced_by = Some(n.id.clone());
-                    if back_link {
-                        n.replaces = Some(o.id.clone());
+                    let mut chain = vec![o];
+                    for _ in 0..if twice { 2 } else { 1 } {
+                        let last = chain.len() - 1;
+                        let mut n = chain[last].clone();
+                        n.id = format!("{next_order}").as_str().into();
+                        next_order += 1;
+                        let old = &mut chain[last];
+                        old.status = OrderStatus::Replaced;
+                        if back_link {
+                            n.replaces = Some(old.id.clone());
+                        } else {
+                            old.replaced_by = Some(n.id.clone());
+                        }
+                        chain.push(n);
                     }
-                    orders.push(o);
-                    orders.push(n);
+                    orders.extend(chain);
                 }
                 Fate::OwnClientId => {
                     let cid = format!("rc-own-{pi}-{ti}");

@@ -103,6 +103,30 @@ fn quantity_then_legs_drift() {
     o.legs[1].symbol = reconcile_core::Symbol::new("QQQ   251219C00650000");
     let r = run(&l, &broker(NOW, vec![o], None));
     assert_eq!(r.drifted[0].field, DriftField::Legs);
+    // Both sides of a legs drift, as "side quantity symbol" in symbol order.
+    assert_eq!(
+        r.drifted[0].expected.as_deref(),
+        Some(format!("buy_to_close 1 {C640}, sell_to_close 1 {C645}").as_str())
+    );
+    assert_eq!(
+        r.drifted[0].actual.as_deref(),
+        Some("buy_to_close 1 QQQ   251219C00640000, sell_to_close 1 QQQ   251219C00650000")
+    );
+
+    // Legs are a multiset of (symbol, side, quantity): the same count of each side is not
+    // enough, nor one leg's symbol twice.
+    let mut o = spread_order("1");
+    o.legs[1] = o.legs[0].clone();
+    let r = run(&l, &broker(NOW, vec![o], None));
+    assert_eq!(r.summary.drifted, 1, "{}", r.to_json().unwrap());
+    assert_eq!(r.drifted[0].field, DriftField::Legs);
+    let mut o = spread_order("1");
+    o.legs.swap(0, 1);
+    assert_eq!(
+        run(&l, &broker(NOW, vec![o], None)).summary.matched,
+        1,
+        "leg order does not matter"
+    );
 }
 
 #[test]

@@ -314,10 +314,13 @@ fn verdicts(r: &Report) -> BTreeMap<(String, String), Vec<String>> {
         );
     }
     for e in &r.invalid {
+        // `+spec`: the entry carries what a new order would be (not for a fill or a followed
+        // replacement).
+        let spec = if e.spec.is_some() { "+spec" } else { "" };
         add(
             &e.position_id,
             &e.target_key,
-            format!("invalid:{}", e.reason.as_str()),
+            format!("invalid:{}{spec}", e.reason.as_str()),
         );
     }
     for e in &r.in_flight {
@@ -381,8 +384,11 @@ fn intended(
             match b.orders.iter().find(|o| o.id.as_str() == id) {
                 Some(o) if o.status.is_working() && o.limit_price == limit => verdict("matched"),
                 Some(o) if o.status.is_working() => verdict("drifted:limit_price"),
-                Some(o) => verdict(&format!("invalid:{}", o.status.as_str())),
-                None => verdict("invalid:not_found"),
+                Some(o) if o.status == reconcile_core::OrderStatus::Filled => {
+                    verdict("invalid:filled")
+                }
+                Some(o) => verdict(&format!("invalid:{}+spec", o.status.as_str())),
+                None => verdict("invalid:not_found+spec"),
             }
         }
         Fate::Matched(_) | Fate::OwnClientId => verdict("matched"),
@@ -394,9 +400,10 @@ fn intended(
             reconcile_core::testkit::strategies::Drift::Quantity => "drifted:quantity",
             reconcile_core::testkit::strategies::Drift::Legs => "drifted:legs",
         }),
-        Fate::Terminal(s) => verdict(&format!("invalid:{}", s.as_str())),
+        Fate::Terminal(reconcile_core::OrderStatus::Filled) => verdict("invalid:filled"),
+        Fate::Terminal(s) => verdict(&format!("invalid:{}+spec", s.as_str())),
         Fate::NotFound { recent: true } => verdict("in_flight"),
-        Fate::NotFound { recent: false } => verdict("invalid:not_found"),
+        Fate::NotFound { recent: false } => verdict("invalid:not_found+spec"),
         Fate::Unplaced if open => verdict("missing"),
         // Its order is claimed by reference when a later target shares it.
         Fate::UnplacedWithOrder if open => {
