@@ -485,6 +485,23 @@ fn broker_fault() -> impl Strategy<Value = (reconcile_core::testkit::Call, bool)
 /// symbol) the working orders close no more beyond what is held than they did before the
 /// applies (never worse: a planner rule bounding what others' orders already over-close is not
 /// there yet).
+/// Legs as sorted "side quantity symbol" texts: equal lists are equal multisets.
+fn sorted_legs<'a>(
+    legs: impl Iterator<
+        Item = (
+            reconcile_core::Side,
+            rust_decimal::Decimal,
+            &'a reconcile_core::Symbol,
+        ),
+    >,
+) -> Vec<String> {
+    let mut v: Vec<String> = legs
+        .map(|(side, q, s)| format!("{} {} {s}", side.as_str(), q.normalize()))
+        .collect();
+    v.sort();
+    v
+}
+
 /// Per (account, symbol), how much more the working orders close than is held (the legs of one
 /// OCO group counted once, as the broker lets only one of them fill).
 fn over_closing(
@@ -547,20 +564,7 @@ fn books_agree(
         .filter(|o| o.status.is_working() && !left_order(o.id.as_str()))
         .collect();
     let legs_of = |o: &reconcile_core::Order| {
-        let mut v: Vec<String> = o
-            .legs
-            .iter()
-            .map(|l| {
-                format!(
-                    "{} {} {}",
-                    l.side.as_str(),
-                    l.quantity.normalize(),
-                    l.symbol
-                )
-            })
-            .collect();
-        v.sort();
-        v
+        sorted_legs(o.legs.iter().map(|l| (l.side, l.quantity, &l.symbol)))
     };
     for p in local
         .positions
@@ -583,19 +587,7 @@ fn books_agree(
                 "{}/{} references {id}, which is not working",
                 p.id, t.key
             ))?;
-            let mut want: Vec<String> = t
-                .legs
-                .iter()
-                .map(|l| {
-                    format!(
-                        "{} {} {}",
-                        l.side.as_str(),
-                        l.quantity.normalize(),
-                        l.symbol
-                    )
-                })
-                .collect();
-            want.sort();
+            let want = sorted_legs(t.legs.iter().map(|l| (l.side, l.quantity, &l.symbol)));
             if !t.legs.is_empty() && want != legs_of(o) {
                 return Err(format!(
                     "{}/{}: order {id} has legs {:?}, the target {:?}",
