@@ -237,15 +237,64 @@ async fn a_timeout_on_a_placement_does_not_produce_a_second_order() {
 
 #[tokio::test]
 async fn a_read_that_fails_after_retries_aborts_the_run_with_nothing_changed() {
-    let (sim, _) = world().await;
-    let broker = fast(&sim);
+    let sim = Sim::start(at(NOW), KEY_ID, SECRET_KEY).await.unwrap();
+    let mut snap = BrokerSnapshot::new(at(NOW));
+    snap.positions = Some(vec![holding(ACCOUNT, "AAPL", "100")]);
+    sim.seed(&snap);
+    let broker = client(&sim).with_rate(60_000).decorated();
+    let store = InMemoryStore::from_snapshot(&local(
+        NOW,
+        vec![
+            position("7", ACCOUNT, "AAPL").leg("AAPL", "100").target(
+                target("profit")
+                    .limit("260")
+                    .qty("100")
+                    .leg("AAPL", Side::Sell, "100"),
+            ),
+        ],
+        vec![],
+    ));
+    let rec = Reconciler::new(&broker, &store).with_policy(Policy {
+        create_missing: true,
+        ..Policy::report_only()
+    });
+    // A plan with a placement to make, then an apply whose own reads fail past the retries.
+    let (_, plan) = rec.plan(at(NOW)).await.unwrap();
+    assert_eq!(plan.actions.len(), 1, "{:?}", plan.actions);
+    let before = store.snapshot(at(NOW));
     for _ in 0..10 {
         sim.fail_next(FaultRule::on("GET", "/v2/positions", Fault::ServerError));
     }
-    let store = InMemoryStore::new();
-    let rec = Reconciler::new(&broker, &store).with_policy(Policy::all_fixes());
-    let err = rec.plan(at(NOW)).await.unwrap_err();
+    let err = rec
+        .apply(&plan, &ApplyOptions::new("t1", at(NOW)))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("500"), "{err}");
     assert!(store.audit_log(None).await.unwrap().is_empty());
+    assert_eq!(store.snapshot(at(NOW)), before);
     assert!(sim.requests().iter().all(|r| r.method == "GET"));
+    // The next runs proceed at once (no lock to wait out): while the broker still fails they
+    // abort the same way, then one does the work, once.
+    let mut tries = 0;
+    let out = loop {
+        tries += 1;
+        match rec
+            .apply(&plan, &ApplyOptions::new(format!("t{tries}"), at(NOW)))
+            .await
+        {
+            Ok(out) => break out,
+            Err(e) if tries < 10 => assert!(e.to_string().contains("500"), "{e}"),
+            Err(e) => panic!("still failing after {tries} runs: {e}"),
+        }
+    };
+    assert_eq!(
+        out.results[0].outcome,
+        Outcome::Applied,
+        "{:?}",
+        out.results
+    );
+    assert_eq!(
+        sim.requests().iter().filter(|r| r.method == "POST").count(),
+        1
+    );
 }

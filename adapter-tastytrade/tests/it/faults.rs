@@ -210,17 +210,59 @@ async fn a_timeout_on_a_placement_does_not_produce_a_second_order() {
 #[tokio::test]
 async fn a_read_that_fails_after_retries_aborts_the_run_with_nothing_changed() {
     let (sim, broker) = world().await;
+    let store = InMemoryStore::from_snapshot(&local(
+        NOW,
+        vec![
+            position("45", "5WT00001", "QQQ")
+                .leg(C640, "-1")
+                .leg(C645, "1")
+                .target(
+                    target("call_spread")
+                        .limit("0.45")
+                        .qty("1")
+                        .leg(C640, Side::BuyToClose, "1")
+                        .leg(C645, Side::SellToClose, "1"),
+                ),
+        ],
+        vec![],
+    ));
+    sim.cancel_by_hand("412345601");
+    sim.cancel_by_hand("412345602");
+    let rec = Reconciler::new(&broker, &store).with_policy(Policy {
+        create_missing: true,
+        ..Policy::report_only()
+    });
+    // A plan with a placement to make, then an apply whose own reads fail past the retries.
+    let (_, plan) = rec.plan(at(NOW)).await.unwrap();
+    assert_eq!(plan.actions.len(), 1, "{:?}", plan.actions);
+    let before = store.snapshot(at(NOW));
     for _ in 0..10 {
         sim.fail_next(FaultRule::on("GET", "/positions", Fault::ServerError));
     }
-    let store = InMemoryStore::new();
-    let rec = Reconciler::new(&broker, &store).with_policy(Policy::all_fixes());
-    let err = rec.plan(at(NOW)).await.unwrap_err();
+    let err = rec
+        .apply(&plan, &ApplyOptions::new("t1", at(NOW)))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("500"), "{err}");
     assert!(store.audit_log(None).await.unwrap().is_empty());
-    assert!(
+    assert_eq!(store.snapshot(at(NOW)), before);
+    let posts = || {
         sim.requests()
             .iter()
-            .all(|r| r.method == "GET" || r.path == "/oauth/token")
+            .filter(|r| r.method == "POST" && r.path.ends_with("/orders"))
+            .count()
+    };
+    assert_eq!(posts(), 0);
+    // The next run proceeds at once and does the work, once.
+    let out = rec
+        .apply(&plan, &ApplyOptions::new("t2", at(NOW)))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.results[0].outcome,
+        reconcile_core::Outcome::Applied,
+        "{:?}",
+        out.results
     );
+    assert_eq!(posts(), 1);
 }
