@@ -6,14 +6,8 @@ use reconcile_core::{DiffOptions, diff};
 use std::time::Instant;
 
 fn vm_hwm() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
+    reconcile_benches::process_memory_kb("VmHWM")
+        .map_or_else(|| "unknown".to_owned(), |kb| format!("{kb} kB"))
 }
 
 fn main() {

@@ -9,16 +9,11 @@ use reconcile_core::{BrokerSnapshot, DiffOptions, LocalSnapshot, diff};
 use std::time::{Duration, Instant};
 
 fn memory() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().trim_end_matches(" kB").trim().to_owned())
-            .and_then(|kb| kb.parse::<u64>().ok())
+        reconcile_benches::process_memory_kb(name)
             .map_or_else(|| "?".to_owned(), |kb| format!("{} MB", kb / 1024))
     };
-    format!("rss {:>7}  peak {:>7}", field("VmRSS:"), field("VmHWM:"))
+    format!("rss {:>7}  peak {:>7}", field("VmRSS"), field("VmHWM"))
 }
 
 fn line(name: &str, took: Duration) {

@@ -210,3 +210,13 @@ pub fn sqlite_store_with(
         .expect("seed");
     store
 }
+
+/// A memory figure of this process from `/proc/self/status`, in kB (`"VmRSS"`, `"VmHWM"`, …);
+/// `None` where there is no such file or field.
+pub fn process_memory_kb(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

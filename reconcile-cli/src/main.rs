@@ -155,11 +155,11 @@ fn load(f: &Files) -> Result<(LocalSnapshot, BrokerSnapshot), CliError> {
 /// parsed from it; a file that cannot be read so is read whole, to name its problem.
 fn load_one<T>(
     path: &Path,
-    streamed: impl FnOnce(std::io::BufReader<std::fs::File>) -> Option<T>,
+    streamed: impl FnOnce(std::fs::File) -> Option<T>,
     whole: impl FnOnce(&str) -> Result<T, SnapshotError>,
 ) -> Result<T, CliError> {
     if let Ok(file) = std::fs::File::open(path)
-        && let Some(snapshot) = streamed(std::io::BufReader::with_capacity(0, file))
+        && let Some(snapshot) = streamed(file)
     {
         return Ok(snapshot);
     }

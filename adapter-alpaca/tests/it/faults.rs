@@ -21,6 +21,22 @@ fn gets(sim: &Sim, path: &str) -> usize {
         .count()
 }
 
+/// A store whose one target sells the 100 AAPL held at 260, with no order yet: a plan places it.
+fn one_profit_target_to_place() -> InMemoryStore {
+    InMemoryStore::from_snapshot(&local(
+        NOW,
+        vec![
+            position("7", ACCOUNT, "AAPL").leg("AAPL", "100").target(
+                target("profit")
+                    .limit("260")
+                    .qty("100")
+                    .leg("AAPL", Side::Sell, "100"),
+            ),
+        ],
+        vec![],
+    ))
+}
+
 #[tokio::test]
 async fn every_answer_carries_the_rate_limit_headers() {
     let (sim, broker) = world().await;
@@ -187,18 +203,7 @@ async fn a_timeout_on_a_placement_does_not_produce_a_second_order() {
         .with_timeout(Duration::from_millis(300))
         .unwrap()
         .decorated();
-    let store = InMemoryStore::from_snapshot(&local(
-        NOW,
-        vec![
-            position("7", ACCOUNT, "AAPL").leg("AAPL", "100").target(
-                target("profit")
-                    .limit("260")
-                    .qty("100")
-                    .leg("AAPL", Side::Sell, "100"),
-            ),
-        ],
-        vec![],
-    ));
+    let store = one_profit_target_to_place();
     sim.fail_next(FaultRule::on(
         "POST",
         "/v2/orders",
@@ -242,18 +247,7 @@ async fn a_read_that_fails_after_retries_aborts_the_run_with_nothing_changed() {
     snap.positions = Some(vec![holding(ACCOUNT, "AAPL", "100")]);
     sim.seed(&snap);
     let broker = client(&sim).with_rate(60_000).decorated();
-    let store = InMemoryStore::from_snapshot(&local(
-        NOW,
-        vec![
-            position("7", ACCOUNT, "AAPL").leg("AAPL", "100").target(
-                target("profit")
-                    .limit("260")
-                    .qty("100")
-                    .leg("AAPL", Side::Sell, "100"),
-            ),
-        ],
-        vec![],
-    ));
+    let store = one_profit_target_to_place();
     let rec = Reconciler::new(&broker, &store).with_policy(Policy {
         create_missing: true,
         ..Policy::report_only()

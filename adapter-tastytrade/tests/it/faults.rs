@@ -7,6 +7,26 @@ use reconcile_core::testkit::build::{PositionExt, TargetExt, local, position, ta
 use reconcile_core::{ApplyOptions, Broker, Policy, Reconciler, Store};
 use std::time::{Duration, Instant};
 
+/// A store whose one target is a call spread at 0.45 with no order yet: a plan places it.
+fn one_spread_to_place() -> InMemoryStore {
+    InMemoryStore::from_snapshot(&local(
+        NOW,
+        vec![
+            position("45", "5WT00001", "QQQ")
+                .leg(C640, "-1")
+                .leg(C645, "1")
+                .target(
+                    target("call_spread")
+                        .limit("0.45")
+                        .qty("1")
+                        .leg(C640, Side::BuyToClose, "1")
+                        .leg(C645, Side::SellToClose, "1"),
+                ),
+        ],
+        vec![],
+    ))
+}
+
 #[tokio::test]
 async fn a_429_is_retried_after_the_time_it_asks_for() {
     let (sim, broker) = world().await;
@@ -147,22 +167,7 @@ async fn a_timeout_on_a_placement_does_not_produce_a_second_order() {
         .with_timeout(Duration::from_millis(300))
         .unwrap()
         .decorated();
-    let store = InMemoryStore::from_snapshot(&local(
-        NOW,
-        vec![
-            position("45", "5WT00001", "QQQ")
-                .leg(C640, "-1")
-                .leg(C645, "1")
-                .target(
-                    target("call_spread")
-                        .limit("0.45")
-                        .qty("1")
-                        .leg(C640, Side::BuyToClose, "1")
-                        .leg(C645, Side::SellToClose, "1"),
-                ),
-        ],
-        vec![],
-    ));
+    let store = one_spread_to_place();
     // Nothing at the broker fits the target, so it must be placed.
     sim.cancel_by_hand("412345601");
     sim.cancel_by_hand("412345602");
@@ -210,22 +215,7 @@ async fn a_timeout_on_a_placement_does_not_produce_a_second_order() {
 #[tokio::test]
 async fn a_read_that_fails_after_retries_aborts_the_run_with_nothing_changed() {
     let (sim, broker) = world().await;
-    let store = InMemoryStore::from_snapshot(&local(
-        NOW,
-        vec![
-            position("45", "5WT00001", "QQQ")
-                .leg(C640, "-1")
-                .leg(C645, "1")
-                .target(
-                    target("call_spread")
-                        .limit("0.45")
-                        .qty("1")
-                        .leg(C640, Side::BuyToClose, "1")
-                        .leg(C645, Side::SellToClose, "1"),
-                ),
-        ],
-        vec![],
-    ));
+    let store = one_spread_to_place();
     sim.cancel_by_hand("412345601");
     sim.cancel_by_hand("412345602");
     let rec = Reconciler::new(&broker, &store).with_policy(Policy {
