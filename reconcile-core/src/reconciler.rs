@@ -331,9 +331,11 @@ impl<'a> Reconciler<'a> {
         }
         let positions: BTreeMap<&PositionId, &crate::model::Position> =
             local.positions.iter().map(|p| (&p.id, p)).collect();
+        // As in the diff: a closed position's targets reference nothing (DESIGN §4).
         let referenced: BTreeSet<&crate::ids::OrderId> = local
             .positions
             .iter()
+            .filter(|p| p.state != crate::model::PositionState::Closed)
             .flat_map(|p| &p.targets)
             .filter(|t| t.status == TargetStatus::Active)
             .filter_map(|t| t.order_id.as_ref())

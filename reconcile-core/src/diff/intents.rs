@@ -4,6 +4,8 @@
 //! and orphan rules. One whose order is working and already referenced is **spent**: resolved
 //! silently, never reported as a discrepancy (it is listed apart, for the plan to drop). An
 //! intent with no working order is **in flight** within grace, and a **stale intent** after it.
+//! When another order was adopted for the intent's target, the in-flight entry names only the
+//! client order id: the target itself lands in `adoptable`, once.
 
 use super::index::Index;
 use crate::fasthash::FxSet;
@@ -15,7 +17,11 @@ pub(super) struct Intents {
     pub spent: Vec<StaleIntent>,
 }
 
-pub(super) fn judge(ix: &Index<'_>, covering: &FxSet<&str>) -> Intents {
+pub(super) fn judge(
+    ix: &Index<'_>,
+    covering: &FxSet<&str>,
+    adopted: &FxSet<(&str, &str)>,
+) -> Intents {
     let mut out = Intents {
         in_flight: Vec::new(),
         stale: Vec::new(),
@@ -47,12 +53,17 @@ pub(super) fn judge(ix: &Index<'_>, covering: &FxSet<&str>) -> Intents {
             continue;
         }
         if recent {
-            out.in_flight.push(InFlight::target(
+            let mut entry = InFlight::target(
                 &i.position_id,
                 &i.target_key,
                 None,
                 Some(&i.client_order_id),
-            ));
+            );
+            if adopted.contains(&(i.position_id.as_str(), i.target_key.as_str())) {
+                entry.position_id = None;
+                entry.target_key = None;
+            }
+            out.in_flight.push(entry);
         } else {
             out.stale.push(stale());
         }

@@ -23,6 +23,7 @@ mod referenced;
 mod unplaced;
 mod unreferenced;
 
+use crate::fasthash::FxSet;
 use crate::ids::AccountId;
 use crate::report::Report;
 use crate::scope::Scope;
@@ -98,7 +99,15 @@ pub fn diff(
     r.in_flight.extend(unplaced.in_flight);
     r.missing = unplaced.missing;
 
-    let intents = intents::judge(&ix, &unplaced.covering);
+    let adopted_targets: FxSet<(&str, &str)> = adoption
+        .adopted
+        .iter()
+        .map(|&slot| {
+            let (p, t) = ix.at(slot);
+            (p.id.as_str(), t.key.as_str())
+        })
+        .collect();
+    let intents = intents::judge(&ix, &unplaced.covering, &adopted_targets);
     r.in_flight.extend(intents.in_flight);
     r.stale_intents = intents.stale;
     r.spent_intents = intents.spent;
