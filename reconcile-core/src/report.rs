@@ -74,6 +74,13 @@ pub struct OrderSpec {
     /// What the broker holds of each leg's symbol (signed), or `None` when holdings are unknown.
     #[serde(default)]
     pub held: Option<Vec<Holding>>,
+    /// An extension of report v1: what working orders at the broker, ours and theirs, already
+    /// close of each held leg symbol (a positive quantity: sells of a long holding, buys of a
+    /// short one, less what has filled). The exits of one OCO group count once, and the
+    /// target's own order and its group are not counted. Absent when holdings are unknown or
+    /// nothing else closes them. A placement may close only what is held beyond this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_closing: Option<Vec<Holding>>,
 }
 
 /// A signed quantity of one symbol.
@@ -308,6 +315,14 @@ pub struct UntrackedHolding {
     /// The filled order that opened it, if history shows one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry: Option<Fill>,
+    /// An extension of report v1: what working orders at the broker already close of it (as
+    /// in [`OrderSpec::working_closing`]), when any do.
+    #[serde(
+        with = "decimal::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub working_closing: Option<Decimal>,
 }
 
 /// An open local position whose legs are all flat at the broker.

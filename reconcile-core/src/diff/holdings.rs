@@ -14,7 +14,7 @@
 //! the position, or that opened the holding.
 
 use super::DiffError;
-use super::index::{HoldKey, Index, Slot, order_spec, referenced_id};
+use super::index::{HoldKey, Index, ScopedPosition, Slot, referenced_id};
 use crate::fasthash::{FxMap, FxSet};
 use crate::ids::{AccountId, OrderId};
 use crate::model::{Fill, Order, OrderStatus, Position, PositionState, Side};
@@ -148,26 +148,38 @@ impl<'a> Fills<'a> {
 }
 
 /// Rule 1: open positions flat at the broker, with the working orders their targets still
-/// reference (they protect nothing now). Their legs leave `expected`.
+/// reference and only targets of positions stale alike do (they protect nothing now). Their legs leave `expected`.
 fn stale_positions<'a>(
     ix: &Index<'a>,
     held: &Quantities<'a>,
     fills: &Fills<'a>,
     expected: &mut Quantities<'a>,
 ) -> Result<Vec<StalePosition>, DiffError> {
+    let stale: Vec<&ScopedPosition<'a>> = ix
+        .positions
+        .iter()
+        .filter(|sp| {
+            let p = sp.position;
+            p.state == PositionState::Open
+                && !p.legs.is_empty()
+                && p.legs
+                    .iter()
+                    .all(|l| held_of(held, &p.account, &l.symbol).is_zero())
+        })
+        .collect();
+    // How many targets of stale positions reference each order: an order referenced by any
+    // other position's target stays (a conflict, for a person), never cancelled with these.
+    let mut stale_refs: FxMap<&str, u32> = FxMap::default();
+    for sp in &stale {
+        for (_, t) in sp.targets() {
+            if let Some(id) = referenced_id(t) {
+                *stale_refs.entry(id).or_default() += 1;
+            }
+        }
+    }
     let mut out = Vec::new();
-    for sp in &ix.positions {
+    for sp in stale {
         let p = sp.position;
-        if p.state != PositionState::Open || p.legs.is_empty() {
-            continue;
-        }
-        if !p
-            .legs
-            .iter()
-            .all(|l| held_of(held, &p.account, &l.symbol).is_zero())
-        {
-            continue;
-        }
         for l in &p.legs {
             if let Some(e) = expected.get_mut(&(&p.account, &l.symbol)) {
                 *e = e
@@ -181,6 +193,7 @@ fn stale_positions<'a>(
                 let id = referenced_id(t)?;
                 ix.order(id)
                     .filter(|o| o.status.is_working())
+                    .filter(|_| stale_refs.get(id) == Some(&ix.references(id)))
                     .map(|o| o.id.clone())
             })
             .collect();
@@ -247,7 +260,7 @@ fn pending_filled<'a>(
             .map(|(_, t)| Missing {
                 position_id: p.id.clone(),
                 target_key: t.key.clone(),
-                spec: order_spec(p, t, Some(held)),
+                spec: ix.spec(p, t, None),
             })
             .collect();
         out.push(PendingFilled {
@@ -294,6 +307,8 @@ fn leftovers<'a>(
                 underlying: underlying.to_owned(),
                 average_price,
                 entry: fills.opening(k.0, k.1, h),
+                working_closing: Some(ix.working_closing(k.0, k.1, h, None))
+                    .filter(|w| !w.is_zero()),
             });
         } else if e != h {
             mismatches.push(QuantityMismatch {

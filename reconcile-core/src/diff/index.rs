@@ -5,13 +5,14 @@
 use super::{DiffError, DiffOptions};
 use crate::fasthash::FxMap;
 use crate::ids::AccountId;
-use crate::model::{Intent, Order, Position, PositionState, ProfitTarget, TargetStatus};
+use crate::model::{Intent, Order, Position, PositionState, ProfitTarget, Side, TargetStatus};
 use crate::report::{Holding, OrderSpec, Scanned};
 use crate::scope::Scope;
 use crate::snapshot::{BrokerSnapshot, LocalSnapshot};
 use crate::symbol::Symbol;
 use chrono::{DateTime, TimeDelta, Utc};
 use rust_decimal::Decimal;
+use std::cell::OnceCell;
 
 /// An (account, symbol) pair of holdings.
 pub(super) type HoldKey<'a> = (&'a AccountId, &'a Symbol);
@@ -103,6 +104,23 @@ pub(super) struct Index<'a> {
     orders_by_cid: FxMap<&'a str, Vec<&'a Order>>,
     /// Scoped holdings per (account, symbol); `None` when the broker's are unknown.
     pub held: Option<FxMap<HoldKey<'a>, Decimal>>,
+    scope: &'a Scope,
+    /// What working orders commit to closing, built on first use (only a spec needs it).
+    commitments: OnceCell<FxMap<HoldKey<'a>, Vec<Commit<'a>>>>,
+}
+
+/// What one exclusion group of working orders (an OCO group, else one order) would still buy
+/// and sell of one symbol: the most any of its orders would, since at most one of them fills.
+#[derive(Clone, Copy)]
+struct Commit<'a> {
+    group: &'a str,
+    sells: Decimal,
+    buys: Decimal,
+}
+
+/// The exclusion group of a working order: its OCO group's parent id, else its own id.
+fn group_of(o: &Order) -> &str {
+    o.oco_group.as_ref().unwrap_or(&o.id).as_str()
 }
 
 impl<'a> Index<'a> {
@@ -209,7 +227,71 @@ impl<'a> Index<'a> {
             intents_by_target,
             orders_by_cid,
             held,
+            scope,
+            commitments: OnceCell::new(),
         })
+    }
+
+    /// Per (account, symbol), what each exclusion group of working orders in scope would still
+    /// buy and sell (leg quantity less what has filled). Buying to open and selling to open are
+    /// left out: they close nothing.
+    fn commitments(&self) -> &FxMap<HoldKey<'a>, Vec<Commit<'a>>> {
+        self.commitments.get_or_init(|| {
+            let mut by_key: FxMap<HoldKey<'a>, Vec<Commit<'a>>> = FxMap::default();
+            for seen in self.orders.values() {
+                let Some(o) = seen.order else { continue };
+                if !o.status.is_working() || !self.scope.includes(&o.account, &o.underlying) {
+                    continue;
+                }
+                let group = group_of(o);
+                for l in &o.legs {
+                    let left = l.quantity.saturating_sub(l.filled_quantity);
+                    if !left.is_sign_positive() || left.is_zero() {
+                        continue;
+                    }
+                    let (sells, buys) = match l.side {
+                        Side::Sell | Side::SellToClose => (left, Decimal::ZERO),
+                        Side::Buy | Side::BuyToClose => (Decimal::ZERO, left),
+                        Side::BuyToOpen | Side::SellToOpen => continue,
+                    };
+                    let commits = by_key.entry((&o.account, &l.symbol)).or_default();
+                    match commits.iter_mut().find(|c| c.group == group) {
+                        Some(c) => {
+                            c.sells = c.sells.max(sells);
+                            c.buys = c.buys.max(buys);
+                        }
+                        None => commits.push(Commit { group, sells, buys }),
+                    }
+                }
+            }
+            by_key
+        })
+    }
+
+    /// What working orders other than `own`'s group would still close of a holding of `held`
+    /// of `symbol` in `account`: their sells of a long holding, their buys of a short one.
+    /// Saturates rather than overflowing: it only ever bounds what may be placed.
+    pub fn working_closing(
+        &self,
+        account: &AccountId,
+        symbol: &Symbol,
+        held: Decimal,
+        own: Option<&str>,
+    ) -> Decimal {
+        let Some(commits) = self.commitments().get(&(account, symbol)) else {
+            return Decimal::ZERO;
+        };
+        commits
+            .iter()
+            .filter(|c| Some(c.group) != own)
+            .map(|c| {
+                if held.is_sign_positive() {
+                    c.sells
+                } else {
+                    c.buys
+                }
+            })
+            .fold(Decimal::ZERO, Decimal::saturating_add)
     }
 
     /// The broker's order with this id (its latest copy), if the broker listed it.
@@ -251,9 +333,27 @@ impl<'a> Index<'a> {
         self.orders_by_cid.get(cid).map_or(&[], Vec::as_slice)
     }
 
-    /// What a target expects of its order, with the broker's holdings of its legs when known.
-    pub fn spec(&self, p: &Position, t: &ProfitTarget) -> OrderSpec {
-        order_spec(p, t, self.held.as_ref())
+    /// What a target expects of its order, with the broker's holdings of its legs when known,
+    /// and what other working orders already close of them. `own` is the target's own order,
+    /// if it references a working one: it and its OCO siblings are not counted against it.
+    pub fn spec(&self, p: &Position, t: &ProfitTarget, own: Option<&Order>) -> OrderSpec {
+        let mut spec = order_spec(p, t, self.held.as_ref());
+        if let Some(held) = &spec.held {
+            let own = own.filter(|o| o.status.is_working()).map(group_of);
+            let working: Vec<Holding> = held
+                .iter()
+                .filter(|h| !h.quantity.is_zero())
+                .map(|h| Holding {
+                    symbol: h.symbol.clone(),
+                    quantity: self.working_closing(&p.account, &h.symbol, h.quantity, own),
+                })
+                .filter(|w| !w.quantity.is_zero())
+                .collect();
+            if !working.is_empty() {
+                spec.working_closing = Some(working);
+            }
+        }
+        spec
     }
 
     /// How much the diff looked at.
@@ -300,6 +400,7 @@ pub(super) fn order_spec(
         stop_price: t.stop_price,
         quantity: t.quantity,
         held,
+        working_closing: None,
     }
 }
 

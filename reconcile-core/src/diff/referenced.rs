@@ -76,7 +76,7 @@ pub(super) fn judge<'a>(ix: &Index<'a>) -> Referenced<'a> {
                         expected: d.expected,
                         actual: d.actual,
                         account: p.account.clone(),
-                        spec: ix.spec(p, t),
+                        spec: ix.spec(p, t, Some(o)),
                     }),
                 },
                 Some(o) => {
@@ -90,7 +90,7 @@ pub(super) fn judge<'a>(ix: &Index<'a>) -> Referenced<'a> {
                         out.replacements.insert(n.id.as_str(), slot);
                     }
                     let spec = (reason != InvalidReason::Filled && replaced_by.is_none())
-                        .then(|| ix.spec(p, t));
+                        .then(|| ix.spec(p, t, Some(o)));
                     out.invalid.push(Invalid {
                         position_id: p.id.clone(),
                         target_key: t.key.clone(),
@@ -117,7 +117,7 @@ pub(super) fn judge<'a>(ix: &Index<'a>) -> Referenced<'a> {
                     reason: InvalidReason::NotFound,
                     account: p.account.clone(),
                     replaced_by: None,
-                    spec: Some(ix.spec(p, t)),
+                    spec: Some(ix.spec(p, t, None)),
                     due,
                 }),
             }

@@ -61,7 +61,7 @@ pub(super) fn judge<'a>(ix: &Index<'a>, adopted: &FxSet<Slot>) -> Unplaced<'a> {
             out.missing.push(Missing {
                 position_id: p.id.clone(),
                 target_key: t.key.clone(),
-                spec: ix.spec(p, t),
+                spec: ix.spec(p, t, None),
             });
         }
     }

@@ -2,11 +2,12 @@
 //! says why it left something out). They run in [`ALL`]'s order, which is the order their
 //! actions appear in within each of the plan's three lists.
 
-use super::placing::{bracket, placeable};
+use super::placing::{bracket, fits_holdings, placeable};
 use super::{Action, Draft, Policy, push};
-use crate::ids::{PositionId, TargetKey};
+use crate::ids::{AccountId, PositionId, TargetKey};
 use crate::model::{Position, PositionLeg, PositionState, ProfitTarget, Side, TargetLeg};
 use crate::report::{AdoptVia, Adoptable, DriftField, Holding, InvalidReason, OrderSpec, Report};
+use crate::symbol::Symbol;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -279,11 +280,18 @@ fn replace_drifted(r: &Report, p: &Policy) -> Draft {
         if closing.contains_key(&x.position_id) {
             continue;
         }
+        let subject = || format!("replace:{}:{}:{}", x.position_id, x.target_key, x.order_id);
         if x.field == DriftField::Legs {
             d.skip(
-                format!("replace:{}:{}:{}", x.position_id, x.target_key, x.order_id),
+                subject(),
                 "legs differ, and a replace cannot change legs: needs a human",
             );
+            continue;
+        }
+        if x.spec.held.is_some()
+            && let Err(reason) = fits_holdings(&x.spec)
+        {
+            d.skip(subject(), reason);
             continue;
         }
         push(
@@ -442,6 +450,12 @@ fn backfill(r: &Report, p: &Policy) -> Draft {
                     symbol: u.symbol.clone(),
                     quantity: u.quantity,
                 }]),
+                working_closing: u.working_closing.map(|w| {
+                    vec![Holding {
+                        symbol: u.symbol.clone(),
+                        quantity: w,
+                    }]
+                }),
             };
             place(&mut d, p, &id, &t.key, &spec, Some(created.clone()));
         }
@@ -559,5 +573,44 @@ pub(super) fn pair_exits(p: &Policy, d: &mut Draft) {
             Some(None) => {}
             None => d.placements.push(a),
         }
+    }
+}
+
+/// The holdings rule across orders: the working closing quantity per (account, symbol), ours
+/// and theirs, never exceeds what the broker holds. Each placement was checked against the
+/// holding less the working orders already closing it; here the placements of this plan share
+/// what is left, in plan order, and one that does not fit is left out with the reason.
+pub(super) fn share_holdings(d: &mut Draft) {
+    let mut used: BTreeMap<(AccountId, Symbol), Decimal> = BTreeMap::new();
+    let placements = std::mem::take(&mut d.placements);
+    for a in placements {
+        let closes = super::placing::closes(&a.action);
+        let over = closes.iter().find(|c| {
+            let before = used
+                .get(&(c.account.clone(), c.symbol.clone()))
+                .copied()
+                .unwrap_or_default();
+            before.saturating_add(c.quantity) > c.free
+        });
+        if let Some(c) = over {
+            let before = used
+                .get(&(c.account.clone(), c.symbol.clone()))
+                .copied()
+                .unwrap_or_default();
+            let reason = format!(
+                "closing {} {} would exceed what is free of the broker's holding ({}): \
+                 other placements of this plan already close {} of it",
+                c.quantity, c.symbol, c.free, before
+            );
+            d.skip(a.key.clone(), reason);
+            continue;
+        }
+        for c in &closes {
+            let u = used
+                .entry((c.account.clone(), c.symbol.clone()))
+                .or_default();
+            *u = u.saturating_add(c.quantity);
+        }
+        d.placements.push(a);
     }
 }

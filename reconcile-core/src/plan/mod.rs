@@ -491,6 +491,7 @@ pub fn plan(report: &Report, policy: &Policy) -> Plan {
         draft.extend(fix(report, policy));
     }
     fixes::pair_exits(policy, &mut draft);
+    fixes::share_holdings(&mut draft);
     rails::apply(report, policy, &mut draft);
     let total_risk = draft.total_risk;
     let mut actions = draft.local;

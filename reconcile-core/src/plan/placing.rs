@@ -1,8 +1,10 @@
 //! What may be placed, and the bracket a backfilled holding gets (seed 003).
 
-use super::{BracketPolicy, Risk};
+use super::{Action, BracketPolicy, Risk};
+use crate::ids::AccountId;
 use crate::model::Side;
-use crate::report::OrderSpec;
+use crate::report::{Holding, OrderSpec};
+use crate::symbol::Symbol;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 /// Stop and target prices and risk for a backfilled holding, rounded to the cent (half away from
@@ -36,9 +38,8 @@ pub fn bracket(
     })
 }
 
-/// Whether a target's order may be placed: it has legs and a price, every leg closes, and no leg
-/// closes more than the broker holds. Unknown holdings mean "do not place". A stop and a take
-/// profit protecting the same shares are alternatives, so each order is checked on its own.
+/// Whether a target's order may be placed: it has legs and a price, and it
+/// [fits the holdings](fits_holdings). Unknown holdings mean "do not place".
 pub fn placeable(spec: &OrderSpec) -> Result<(), String> {
     if spec.legs.is_empty() {
         return Err("the target has no expected legs to place".to_owned());
@@ -46,19 +47,28 @@ pub fn placeable(spec: &OrderSpec) -> Result<(), String> {
     if spec.limit_price.is_none() && spec.stop_price.is_none() {
         return Err("the target has no limit or stop price".to_owned());
     }
+    fits_holdings(spec)
+}
+
+/// Whether an order of this spec fits what the broker holds: every leg closes, and no leg closes
+/// more than is held beyond what other working orders already close of it
+/// ([`OrderSpec::working_closing`]). A stop and a take profit of one OCO group exclude each
+/// other at the broker, so they count once. Unknown holdings never fit.
+pub fn fits_holdings(spec: &OrderSpec) -> Result<(), String> {
     let Some(held) = &spec.held else {
         return Err(
             "broker holdings are unknown: a closing order is never placed blind".to_owned(),
         );
     };
     for leg in &spec.legs {
-        let h = held
-            .iter()
-            .find(|h| h.symbol == leg.symbol)
-            .map_or(Decimal::ZERO, |h| h.quantity);
-        let closes = match leg.side {
-            Side::BuyToClose | Side::Buy => h.is_sign_negative() && h.abs() >= leg.quantity,
-            Side::SellToClose | Side::Sell => h.is_sign_positive() && h >= leg.quantity,
+        let h = quantity_of(held, &leg.symbol);
+        let working = spec
+            .working_closing
+            .as_deref()
+            .map_or(Decimal::ZERO, |w| quantity_of(w, &leg.symbol));
+        let direction = match leg.side {
+            Side::BuyToClose | Side::Buy => h.is_sign_negative(),
+            Side::SellToClose | Side::Sell => h.is_sign_positive(),
             Side::BuyToOpen | Side::SellToOpen => {
                 return Err(format!(
                     "leg {} opens a position; targets only close",
@@ -66,17 +76,78 @@ pub fn placeable(spec: &OrderSpec) -> Result<(), String> {
                 ));
             }
         };
-        if !closes || h.is_zero() {
-            return Err(format!(
+        let free = h.abs().checked_sub(working).unwrap_or(Decimal::MIN);
+        if !direction || h.is_zero() || free < leg.quantity {
+            let mut reason = format!(
                 "closing {} {} {} would exceed the broker's holding of {}",
                 leg.side.as_str(),
                 leg.quantity,
                 leg.symbol,
                 h
-            ));
+            );
+            if !working.is_zero() {
+                reason.push_str(&format!(": working orders already close {working} of it"));
+            }
+            return Err(reason);
         }
     }
     Ok(())
+}
+
+fn quantity_of(list: &[Holding], symbol: &Symbol) -> Decimal {
+    list.iter()
+        .find(|h| &h.symbol == symbol)
+        .map_or(Decimal::ZERO, |h| h.quantity)
+}
+
+/// What one placement closes per (account, symbol), and what each of those has free before the
+/// plan: held beyond other working orders' closing. The exits of an OCO order count once.
+pub(super) fn closes(action: &Action) -> Vec<Closing<'_>> {
+    let specs: &[&OrderSpec] = match action {
+        Action::PlaceTarget { spec, .. } => &[spec],
+        Action::PlaceOco {
+            take_profit_spec,
+            stop_loss_spec,
+            ..
+        } => &[take_profit_spec, stop_loss_spec],
+        _ => &[],
+    };
+    let mut out: Vec<Closing<'_>> = Vec::new();
+    for spec in specs {
+        for leg in &spec.legs {
+            let free = spec.held.as_deref().map_or(Decimal::ZERO, |held| {
+                let working = spec
+                    .working_closing
+                    .as_deref()
+                    .map_or(Decimal::ZERO, |w| quantity_of(w, &leg.symbol));
+                quantity_of(held, &leg.symbol)
+                    .abs()
+                    .checked_sub(working)
+                    .unwrap_or(Decimal::ZERO)
+            });
+            match out
+                .iter_mut()
+                .find(|c| c.account == &spec.account && c.symbol == &leg.symbol)
+            {
+                Some(c) => c.quantity = c.quantity.max(leg.quantity),
+                None => out.push(Closing {
+                    account: &spec.account,
+                    symbol: &leg.symbol,
+                    quantity: leg.quantity,
+                    free,
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// What a placement closes of one (account, symbol), and what was free of it before the plan.
+pub(super) struct Closing<'a> {
+    pub account: &'a AccountId,
+    pub symbol: &'a Symbol,
+    pub quantity: Decimal,
+    pub free: Decimal,
 }
 
 #[cfg(test)]

@@ -117,6 +117,10 @@ struct PosPlan {
     state: PositionState,
     fates: Vec<Fate>,
     holding: Holding,
+    /// Shares the previous position's account, underlying and leg symbols (two positions on
+    /// the same instruments: ambiguous leg fits, holdings summed across positions, and a first
+    /// `SharesOrder` target referencing the previous position's last order).
+    shares: bool,
 }
 
 fn pos_plan() -> impl Strategy<Value = PosPlan> {
@@ -131,14 +135,18 @@ fn pos_plan() -> impl Strategy<Value = PosPlan> {
         ],
         prop::collection::vec(fate(), 0..=3),
         holding_kind(),
+        prop::bool::weighted(0.25),
     )
-        .prop_map(|(account, underlying, state, fates, holding)| PosPlan {
-            account,
-            underlying,
-            state,
-            fates,
-            holding,
-        })
+        .prop_map(
+            |(account, underlying, state, fates, holding, shares)| PosPlan {
+                account,
+                underlying,
+                state,
+                fates,
+                holding,
+                shares,
+            },
+        )
 }
 
 const KEYS: [&str; 3] = ["call_spread", "put_spread_1", "put_spread_2"];
@@ -172,6 +180,8 @@ pub struct Planned {
     pub order_id: Option<String>,
     /// What became of it at the broker.
     pub fate: Fate,
+    /// The id of the order generated for it (listed at the broker or not, by its fate).
+    pub made_order: String,
 }
 
 /// A pair as [`snapshot_pair`] makes it, with every target's intended fate.
@@ -202,9 +212,16 @@ fn build_pair(
     let mut intents = Vec::new();
     let mut held = Vec::new();
     let mut next_order = 1000u32;
+    // Per position: the index its symbols are made from, its account and underlying, and the
+    // last order id its targets referenced or made.
+    let mut made: Vec<(usize, u8, u8, Option<String>)> = Vec::new();
     for (pi, plan) in plans.iter().enumerate() {
-        let account = ["A1", "A2"][plan.account as usize];
-        let underlying = ["QQQ", "SPY"][plan.underlying as usize];
+        let (base, acc, und, inherited) = match made.last() {
+            Some((base, acc, und, last)) if plan.shares => (*base, *acc, *und, last.clone()),
+            _ => (pi, plan.account, plan.underlying, None),
+        };
+        let account = ["A1", "A2"][acc as usize];
+        let underlying = ["QQQ", "SPY"][und as usize];
         let pid = format!("p{pi}");
         let mut p = position(&pid, account, underlying);
         p.state = plan.state;
@@ -213,13 +230,13 @@ fn build_pair(
         let n_legs = plan.fates.len().max(1);
         for li in 0..n_legs {
             p.legs.push(crate::model::PositionLeg {
-                symbol: crate::Symbol::new(&sym(underlying, pi, li)),
+                symbol: crate::Symbol::new(&sym(underlying, base, li)),
                 quantity: dec("-1"),
             });
         }
-        let mut last_order: Option<String> = None;
+        let mut last_order: Option<String> = inherited;
         for (ti, f) in plan.fates.iter().enumerate() {
-            let s = sym(underlying, pi, ti);
+            let s = sym(underlying, base, ti);
             let price = PRICES[ti % 3];
             let mut t = target(KEYS[ti]);
             t.limit_price = Some(dec(price));
@@ -254,7 +271,7 @@ fn build_pair(
                         Drift::LimitPrice => o.limit_price = Some(dec("9.99")),
                         Drift::Quantity => o.legs[0].quantity = dec("2"),
                         Drift::Legs => {
-                            o.legs[0].symbol = crate::Symbol::new(&sym(underlying, pi, ti + 5));
+                            o.legs[0].symbol = crate::Symbol::new(&sym(underlying, base, ti + 5));
                         }
                     }
                     orders.push(o);
@@ -333,7 +350,7 @@ fn build_pair(
             if let Some(id) = &t.order_id {
                 last_order = Some(id.to_string());
             } else {
-                last_order = Some(oid);
+                last_order = Some(oid.clone());
             }
             planned.push(Planned {
                 position_id: pid.clone(),
@@ -341,6 +358,7 @@ fn build_pair(
                 key: KEYS[ti].to_owned(),
                 order_id: t.order_id.as_ref().map(ToString::to_string),
                 fate: *f,
+                made_order: oid,
             });
             p.targets.push(t);
         }
@@ -358,6 +376,7 @@ fn build_pair(
             }
         }
         positions.push(p);
+        made.push((base, acc, und, last_order));
     }
     for k in 0..orphans {
         let mut o = order(&format!("9{k:03}"), "A1", "QQQ");

@@ -31,6 +31,150 @@ fn policy() -> Policy {
     }
 }
 
+/// An order's content: account, legs as a multiset, limit and stop prices.
+fn content(
+    account: &reconcile_core::AccountId,
+    legs: Vec<String>,
+    limit: Option<rust_decimal::Decimal>,
+    stop: Option<rust_decimal::Decimal>,
+) -> String {
+    let p = |d: Option<rust_decimal::Decimal>| d.map(|d| d.normalize().to_string());
+    format!("{account}|{legs:?}|{:?}|{:?}", p(limit), p(stop))
+}
+
+/// How many orders of each content, of these.
+fn count_contents<'a>(
+    orders: impl Iterator<Item = &'a reconcile_core::Order>,
+) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for o in orders {
+        let legs = sorted_legs(o.legs.iter().map(|l| (l.side, l.quantity, &l.symbol)));
+        *out.entry(content(&o.account, legs, o.limit_price, o.stop_price))
+            .or_default() += 1;
+    }
+    out
+}
+
+/// How many orders of each content the unsettled targets of unclosed positions want.
+fn wanted_orders(l: &LocalSnapshot) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for p in l
+        .positions
+        .iter()
+        .filter(|p| p.state != PositionState::Closed)
+    {
+        for t in p
+            .targets
+            .iter()
+            .filter(|t| t.status == TargetStatus::Active || t.status == TargetStatus::Unplaced)
+        {
+            let legs = sorted_legs(t.legs.iter().map(|l| (l.side, l.quantity, &l.symbol)));
+            *out.entry(content(&p.account, legs, t.limit_price, t.stop_price))
+                .or_default() += 1;
+        }
+    }
+    out
+}
+
+/// No order content was placed more often than the targets want it, before the applies or after
+/// them (a backfill adds positions whose targets want orders).
+fn placed_no_more_than_wanted(
+    placed: &[reconcile_core::PlaceOrder],
+    locals: &[&LocalSnapshot],
+) -> Result<(), TestCaseError> {
+    let mut wanted: BTreeMap<String, usize> = BTreeMap::new();
+    for l in locals {
+        for (k, n) in wanted_orders(l) {
+            let w = wanted.entry(k).or_default();
+            *w = (*w).max(n);
+        }
+    }
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for o in placed {
+        let legs = sorted_legs(o.legs.iter().map(|l| (l.side, l.quantity, &l.symbol)));
+        *counts
+            .entry(content(&o.account, legs, o.limit_price, o.stop_price))
+            .or_default() += 1;
+    }
+    for (key, n) in counts {
+        let w = wanted.get(&key).copied().unwrap_or(0);
+        prop_assert!(n <= w, "placed {} times, {} wanted: {}", n, w, key);
+    }
+    Ok(())
+}
+
+/// What the broker holds per (account, symbol), its rows summed.
+fn held_by_symbol(b: &BrokerSnapshot) -> BTreeMap<(String, String), rust_decimal::Decimal> {
+    let mut held: BTreeMap<(String, String), rust_decimal::Decimal> = BTreeMap::new();
+    for h in b.positions.iter().flatten() {
+        *held
+            .entry((h.account.to_string(), h.symbol.to_string()))
+            .or_default() += h.quantity;
+    }
+    held
+}
+
+/// Per (account, symbol) held, what the broker's working orders would still close of it: sells
+/// of a long holding, buys of a short one, less what has filled, each OCO group counted once
+/// (the most any of its orders would close).
+fn working_closing(b: &BrokerSnapshot) -> BTreeMap<(String, String), rust_decimal::Decimal> {
+    let held = held_by_symbol(b);
+    // The latest copy of each order id.
+    let mut latest: BTreeMap<&str, &reconcile_core::Order> = BTreeMap::new();
+    for o in &b.orders {
+        let keep = latest.get(o.id.as_str()).is_some_and(|c| {
+            c.updated_at > o.updated_at || (c.updated_at == o.updated_at && !c.status.is_working())
+        });
+        if !keep {
+            latest.insert(o.id.as_str(), o);
+        }
+    }
+    let mut by_group: BTreeMap<((String, String), String), rust_decimal::Decimal> = BTreeMap::new();
+    for o in latest.values().filter(|o| o.status.is_working()) {
+        let group = o.oco_group.as_ref().unwrap_or(&o.id).to_string();
+        for leg in &o.legs {
+            let key = (o.account.to_string(), leg.symbol.to_string());
+            let h = held.get(&key).copied().unwrap_or_default();
+            let side = leg.side.as_str();
+            let closes = side.ends_with("to_close") || side == "buy" || side == "sell";
+            if !closes || h.is_zero() || leg.side.is_buy() != h.is_sign_negative() {
+                continue;
+            }
+            let left = leg.quantity - leg.filled_quantity;
+            let e = by_group.entry((key, group.clone())).or_default();
+            *e = (*e).max(left);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for ((key, _), q) in by_group {
+        *out.entry(key).or_default() += q;
+    }
+    out
+}
+
+/// What a placement closes per (account, symbol): its legs, an OCO order's two exits once.
+fn placement_closes(a: &Action) -> BTreeMap<(String, String), rust_decimal::Decimal> {
+    let specs = match a {
+        Action::PlaceTarget { spec, .. } => vec![spec],
+        Action::PlaceOco {
+            take_profit_spec,
+            stop_loss_spec,
+            ..
+        } => vec![take_profit_spec, stop_loss_spec],
+        _ => vec![],
+    };
+    let mut out: BTreeMap<(String, String), rust_decimal::Decimal> = BTreeMap::new();
+    for s in specs {
+        for leg in &s.legs {
+            let e = out
+                .entry((s.account.to_string(), leg.symbol.to_string()))
+                .or_default();
+            *e = (*e).max(leg.quantity);
+        }
+    }
+    out
+}
+
 /// Targets of scoped positions that take part in the diff, with whether they are unplaced.
 fn scoped_targets(l: &LocalSnapshot) -> BTreeMap<(String, String), bool> {
     l.positions
@@ -191,8 +335,7 @@ proptest! {
             .filter_map(|t| t.order_id.as_ref().map(|o| o.to_string()))
             .collect();
         let in_flight: BTreeSet<String> = r.in_flight.iter().filter_map(|e| e.order_id.as_ref().map(|o| o.to_string())).collect();
-        let held: BTreeMap<(String, String), rust_decimal::Decimal> = b.positions.iter().flatten()
-            .map(|h| ((h.account.to_string(), h.symbol.to_string()), h.quantity)).collect();
+        let held = held_by_symbol(&b);
         for a in &p.actions {
             match &a.action {
                 Action::Cancel { order_id, .. } => {
@@ -210,6 +353,22 @@ proptest! {
                 _ => {}
             }
         }
+        // Across orders: what the broker's working orders close of each holding (each OCO group
+        // once; a cancel may fail, so nothing cancelled is counted as gone) plus what the plan
+        // places never exceeds the holding where the plan places anything.
+        let mut closing = working_closing(&b);
+        let mut placed: BTreeSet<(String, String)> = BTreeSet::new();
+        for a in &p.actions {
+            for (key, q) in placement_closes(&a.action) {
+                *closing.entry(key.clone()).or_default() += q;
+                placed.insert(key);
+            }
+        }
+        for key in &placed {
+            let h = held.get(key).copied().unwrap_or_default().abs();
+            let c = closing.get(key).copied().unwrap_or_default();
+            prop_assert!(c <= h, "{:?}: working and placed orders close {} of {} held\n{}", key, c, h, r.to_json().unwrap());
+        }
     }
 
     #[test]
@@ -221,23 +380,70 @@ proptest! {
         let now = b.as_of;
         let (r1, p1) = rt.block_on(rec.plan(now)).unwrap();
         let out = rt.block_on(rec.apply(&p1, &ApplyOptions::new("p1", now))).unwrap();
-        prop_assert!(out.stale.is_empty(), "stale: {:?}", out.stale);
+        // Stale only where the apply's own recovery (an intent of a run that died, its order
+        // absent, makes that target due again) gave the shares to another placement.
+        for k in &out.stale {
+            let shares = out.skipped.iter().any(|s| &s.subject == k && s.reason.contains("would exceed"));
+            prop_assert!(shares && k.starts_with("place"), "stale: {:?}, skipped {:?}", out.stale, out.skipped);
+        }
         prop_assert!(out.all_done(), "{:?}", out.results);
-        let r2 = out.verify.unwrap();
+        let r2 = out.verify.clone().unwrap();
         let s = r2.summary;
+        // A target of a conflict is left for a person; once this run closed the other position
+        // that referenced its order, the order is its own again, and judged on the next run.
+        let conflicted: BTreeSet<(String, String)> = r1.conflicts.iter().flat_map(|c| &c.targets)
+            .map(|t| (t.position_id.to_string(), t.target_key.to_string())).collect();
+        let freed = r2.invalid.iter()
+            .filter(|i| conflicted.contains(&(i.position_id.to_string(), i.target_key.to_string())))
+            .count();
         prop_assert_eq!(
-            s.invalid + s.adoptable + s.orphaned + s.stale_intents + s.stale_positions + s.pending_filled,
+            s.invalid - freed + s.orphaned + s.stale_intents + s.stale_positions + s.pending_filled,
             0,
             "after {}\nleft {}", r1.to_json().unwrap(), r2.to_json().unwrap()
         );
+        // Adoptable now: only an order that fitted its target together with another order this
+        // run cancelled (an ambiguous fit the cancel resolved).
+        let cancelled = p1.actions.iter().any(|a| matches!(a.action, Action::Cancel { .. }));
+        let late: BTreeSet<String> = r2.adoptable.iter().map(|a| a.order_id.to_string()).collect();
+        for a in &r2.adoptable {
+            let was = r1.adoptable.iter().any(|x| x.order_id == a.order_id);
+            prop_assert!(cancelled && !was && a.via == reconcile_core::report::AdoptVia::Legs,
+                "adoptable after the apply: {:?}\nresults {:?}\nafter {}", a, out.results, r1.to_json().unwrap());
+        }
         // A holding left untracked is an option, left for a person, for a stated reason.
         for u in &r2.untracked_holdings {
             let subject = format!("backfill:bf-{}-{}", u.account, u.symbol.compact());
             prop_assert!(u.symbol.is_option(), "{} untracked after a backfill", u.symbol);
             prop_assert!(out.skipped.iter().any(|s| s.subject == subject), "{} never skipped: {:?}", subject, out.skipped);
         }
-        let p2 = plan(&r2, &policy());
-        prop_assert!(p2.is_empty(), "second plan {:?}", p2.actions);
+        let mut p2 = plan(&r2, &policy());
+        let mut r2 = r2;
+        let mut out = out;
+        if !p2.is_empty() {
+            // Two things come a run later. A placement that waited for a cancel or a replacement
+            // of this run to free the shares it closes (the first plan said so); and the
+            // replacement of an order adopted by its legs at another price (only once it is
+            // the target's order is it judged for drift).
+            let linked: BTreeSet<String> = p1.actions.iter().filter_map(|a| match &a.action {
+                Action::Link { order_id, .. } => Some(order_id.to_string()),
+                _ => None,
+            }).collect();
+            for a in &p2.actions {
+                let waited = out.skipped.iter().any(|s| s.subject == a.key && s.reason.contains("would exceed"));
+                let adopted_drift = matches!(&a.action, Action::Replace { order_id, .. } if linked.contains(order_id.as_str()));
+                let adopted_late = matches!(&a.action, Action::Link { order_id, .. } if late.contains(order_id.as_str()));
+                let of_a_conflict = conflicted.iter().any(|(p, k)| a.key.contains(&format!(":{p}:{k}")));
+                prop_assert!(waited || adopted_drift || adopted_late || of_a_conflict, "second plan {:?} (first skipped {:?})", p2.actions, out.skipped);
+                if waited {
+                    prop_assert!(p1.actions.iter().any(|a| matches!(a.action, Action::Cancel { .. } | Action::Replace { .. })), "nothing was cancelled or replaced to free the shares: first plan {:?}, then {:?}", p1.actions, p2.actions);
+                }
+            }
+            out = rt.block_on(rec.apply(&p2, &ApplyOptions::new("p2", now))).unwrap();
+            prop_assert!(out.all_done(), "{:?}", out.results);
+            r2 = out.verify.clone().unwrap();
+            p2 = plan(&r2, &policy());
+            prop_assert!(p2.is_empty(), "third plan {:?}", p2.actions);
+        }
         // Whatever is left missing was skipped, for a stated reason, by the plan that ran.
         for m in &r2.missing {
             let subject = format!("place:{}:{}", m.position_id, m.target_key);
@@ -283,15 +489,155 @@ proptest! {
         }
         let (r, p) = rt.block_on(rec.plan(now)).unwrap();
         prop_assert!(p.is_empty(), "did not converge: {}", r.to_json().unwrap());
-        let mut per_target: BTreeMap<String, usize> = BTreeMap::new();
-        for o in broker.placed() {
-            let legs: Vec<String> = o.legs.iter().map(|l| format!("{}{:?}{}", l.symbol, l.side, l.quantity)).collect();
-            // A stop and a take-profit share legs; their prices tell them apart.
-            let key = format!("{}|{}|{:?}|{:?}", o.account, legs.join(","), o.limit_price, o.stop_price);
-            *per_target.entry(key).or_default() += 1;
-        }
-        prop_assert!(per_target.values().all(|&n| n == 1), "duplicate placement: {:?}", per_target);
+        // A stop and a take-profit share legs; their prices tell them apart. Two positions on
+        // the same instruments may each want the same order: never more than the targets want.
+        placed_no_more_than_wanted(&broker.placed(), &[&l, &store.snapshot(now)])?;
     }
+}
+
+/// The working order at the end of an order's replacement chain (followed by `replaced_by`
+/// or by a replacement's `replaces`), if the order was replaced.
+fn replacement_end<'a>(b: &'a BrokerSnapshot, id: &str) -> Option<&'a str> {
+    let mut id = b.orders.iter().find(|o| o.id.as_str() == id)?.id.as_str();
+    let mut hops = 0;
+    while let Some(next) = b
+        .orders
+        .iter()
+        .find(|o| o.id.as_str() == id)
+        .and_then(|o| o.replaced_by.as_ref())
+        .map(|n| n.as_str())
+        .or_else(|| {
+            b.orders
+                .iter()
+                .find(|n| n.replaces.as_ref().is_some_and(|r| r.as_str() == id))
+                .map(|n| n.id.as_str())
+        })
+    {
+        id = next;
+        hops += 1;
+        if hops > 10 {
+            return None;
+        }
+    }
+    (hops > 0
+        && b.orders
+            .iter()
+            .any(|o| o.id.as_str() == id && o.status.is_working()))
+    .then_some(id)
+}
+
+/// Targets adopted by their legs, judged here from the two snapshots by DESIGN's rule: an
+/// unreferenced working order not already claimed (by following a referenced order's
+/// replacement chain, or by an intent's client order id) whose legs (same account) equal the
+/// legs of exactly one unplaced target of an open position, that target fitting no other order.
+fn by_legs(
+    l: &LocalSnapshot,
+    b: &BrokerSnapshot,
+    referenced: &BTreeSet<String>,
+) -> BTreeSet<(String, String)> {
+    let scoped: Vec<&reconcile_core::Position> = l
+        .positions
+        .iter()
+        .filter(|p| p.state != PositionState::Closed)
+        .collect();
+    let mut claimed_orders: BTreeSet<String> = BTreeSet::new();
+    let mut claimed_targets: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut refs: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &scoped {
+        for t in p
+            .targets
+            .iter()
+            .filter(|t| t.status == TargetStatus::Active)
+        {
+            if let Some(id) = &t.order_id {
+                *refs.entry(id.to_string()).or_default() += 1;
+            }
+        }
+    }
+    // Replacement chains of orders one target references (an order two reference is a
+    // conflict, left alone): the working end is claimed, with its target.
+    for p in &scoped {
+        for t in p
+            .targets
+            .iter()
+            .filter(|t| t.status == TargetStatus::Active)
+        {
+            let Some(id) = t.order_id.as_ref().map(ToString::to_string) else {
+                continue;
+            };
+            if refs.get(&id) != Some(&1) {
+                continue;
+            }
+            if let Some(end) = replacement_end(b, &id).filter(|e| !referenced.contains(*e)) {
+                claimed_orders.insert(end.to_owned());
+                claimed_targets.insert((p.id.to_string(), t.key.to_string()));
+            }
+        }
+    }
+    // Intents of scoped positions' unsettled targets claim the order carrying their id.
+    for i in &l.intents {
+        let Some(p) = scoped.iter().find(|p| p.id == i.position_id) else {
+            continue;
+        };
+        let Some(t) = p.targets.iter().find(|t| t.key == i.target_key) else {
+            continue;
+        };
+        if t.status != TargetStatus::Active && t.status != TargetStatus::Unplaced {
+            continue;
+        }
+        if let Some(o) = b.orders.iter().find(|o| {
+            o.status.is_working()
+                && !referenced.contains(o.id.as_str())
+                && o.client_order_id
+                    .as_ref()
+                    .is_some_and(|c| c.as_str() == i.client_order_id.as_str())
+        }) {
+            claimed_orders.insert(o.id.to_string());
+            claimed_targets.insert((p.id.to_string(), t.key.to_string()));
+        }
+    }
+    let legs_key = |account: &dyn ToString, legs: Vec<String>| (account.to_string(), legs);
+    // By (account, legs): the unplaced targets, as (position id, target key).
+    type Slot = (String, String);
+    let mut candidates: BTreeMap<(String, Vec<String>), Vec<Slot>> = BTreeMap::new();
+    for p in scoped.iter().filter(|p| p.state == PositionState::Open) {
+        for t in &p.targets {
+            let unplaced = t.status == TargetStatus::Unplaced
+                || (t.status == TargetStatus::Active && t.order_id.is_none());
+            let slot = (p.id.to_string(), t.key.to_string());
+            if !unplaced || t.legs.is_empty() || claimed_targets.contains(&slot) {
+                continue;
+            }
+            let legs = sorted_legs(t.legs.iter().map(|x| (x.side, x.quantity, &x.symbol)));
+            candidates
+                .entry(legs_key(&p.account, legs))
+                .or_default()
+                .push(slot);
+        }
+    }
+    let mut fits: Vec<(String, String)> = Vec::new();
+    let mut fitting: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for o in b
+        .orders
+        .iter()
+        .filter(|o| o.status.is_working() && !o.legs.is_empty())
+    {
+        if referenced.contains(o.id.as_str()) || claimed_orders.contains(o.id.as_str()) {
+            continue;
+        }
+        let legs = sorted_legs(o.legs.iter().map(|x| (x.side, x.quantity, &x.symbol)));
+        if let Some(c) = candidates.get(&legs_key(&o.account, legs)) {
+            for s in c {
+                *fitting.entry(s.clone()).or_default() += 1;
+            }
+            if let [only] = c.as_slice() {
+                fits.push(only.clone());
+            }
+        }
+    }
+    fits.into_iter()
+        .filter(|s| fitting.get(s) == Some(&1))
+        .collect()
 }
 
 /// Each target's verdicts in a report, as short descriptions: `matched`, `drifted:limit_price`,
@@ -381,11 +727,39 @@ fn intended(
                 .find(|p| p.id.as_str() == t.position_id)
                 .and_then(|p| p.targets.iter().find(|x| x.key.as_str() == t.key))
                 .and_then(|x| x.limit_price);
+            let target = l
+                .positions
+                .iter()
+                .find(|p| p.id.as_str() == t.position_id)
+                .and_then(|p| p.targets.iter().find(|x| x.key.as_str() == t.key))?;
+            let symbols = |o: &reconcile_core::Order| {
+                let mut v: Vec<String> = o.legs.iter().map(|x| x.symbol.to_string()).collect();
+                v.sort();
+                v
+            };
+            let mut want: Vec<String> = target.legs.iter().map(|x| x.symbol.to_string()).collect();
+            want.sort();
             match b.orders.iter().find(|o| o.id.as_str() == id) {
-                Some(o) if o.status.is_working() && o.limit_price == limit => verdict("matched"),
-                Some(o) if o.status.is_working() => verdict("drifted:limit_price"),
+                // DESIGN's order: limit price, then each leg's quantity, then the legs.
+                Some(o) if o.status.is_working() && o.limit_price != limit => {
+                    verdict("drifted:limit_price")
+                }
+                Some(o)
+                    if o.status.is_working()
+                        && o.legs.iter().any(|x| Some(x.quantity) != target.quantity) =>
+                {
+                    verdict("drifted:quantity")
+                }
+                Some(o) if o.status.is_working() && symbols(o) != want => verdict("drifted:legs"),
+                Some(o) if o.status.is_working() => verdict("matched"),
                 Some(o) if o.status == reconcile_core::OrderStatus::Filled => {
                     verdict("invalid:filled")
+                }
+                Some(o)
+                    if replacement_end(b, o.id.as_str())
+                        .is_some_and(|e| !referenced.contains(e)) =>
+                {
+                    verdict("invalid:replaced adoptable:replaced_by")
                 }
                 Some(o) => verdict(&format!("invalid:{}+spec", o.status.as_str())),
                 None => verdict("invalid:not_found+spec"),
@@ -404,20 +778,15 @@ fn intended(
         Fate::Terminal(s) => verdict(&format!("invalid:{}+spec", s.as_str())),
         Fate::NotFound { recent: true } => verdict("in_flight"),
         Fate::NotFound { recent: false } => verdict("invalid:not_found+spec"),
-        Fate::Unplaced if open => verdict("missing"),
-        // Its order is claimed by reference when a later target shares it.
-        Fate::UnplacedWithOrder if open => {
-            let claimed = b.orders.iter().any(|o| {
-                referenced.contains(o.id.as_str())
-                    && o.legs.iter().any(|leg| {
-                        l.positions
-                            .iter()
-                            .find(|p| p.id.as_str() == t.position_id)
-                            .and_then(|p| p.targets.iter().find(|x| x.key.as_str() == t.key))
-                            .is_some_and(|x| x.legs.iter().any(|tl| tl.symbol == leg.symbol))
-                    })
-            });
-            verdict(if claimed { "missing" } else { "adoptable:legs" })
+        // Adopted by its legs when exactly one order fits it and it is the only target that
+        // order fits (its own order, or one another position's target left behind).
+        Fate::Unplaced | Fate::UnplacedWithOrder if open => {
+            let key = (t.position_id.clone(), t.key.clone());
+            verdict(if by_legs(l, b, referenced).contains(&key) {
+                "adoptable:legs"
+            } else {
+                "missing"
+            })
         }
         Fate::Unplaced => None,
         Fate::UnplacedWithOrder | Fate::Intent { .. } => Some(None),
@@ -605,17 +974,19 @@ fn books_agree(
             }
         }
     }
-    let mut seen = BTreeSet::new();
-    for o in &working {
-        let key = format!(
-            "{}|{:?}|{:?}|{:?}",
-            o.account,
-            legs_of(o),
-            o.limit_price,
-            o.stop_price
-        );
-        if !seen.insert(key.clone()) {
-            return Err(format!("working twice: {key}"));
+    // Two positions on the same instruments may each want the same order; beyond what the
+    // targets want (or what was working before), an order is there twice.
+    let wanted = wanted_orders(local);
+    let was: BTreeMap<String, usize> =
+        count_contents(before.iter().filter(|o| o.status.is_working()));
+    for (key, n) in count_contents(working.iter().copied()) {
+        let allowed = wanted
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+            .max(was.get(&key).copied().unwrap_or(0));
+        if n > allowed {
+            return Err(format!("working {n} times, {allowed} wanted: {key}"));
         }
     }
     // Holdings unknown: over-closing cannot be judged (and nothing was placed blind).
@@ -665,7 +1036,9 @@ proptest! {
         // A read that fails aborts the run; an action that fails is a result. Either way the
         // next runs must finish the work.
         let _ = rt.block_on(rec.apply(&p, &first));
-        for round in 0..5 {
+        // Each fault can cost one run (the interrupted first one included): enough runs to
+        // outlast them all, and one more.
+        for round in 0..faults.len() + 2 {
             if round > 0 {
                 now += chrono::TimeDelta::seconds(61);
                 inner.set_now(now);
@@ -680,12 +1053,7 @@ proptest! {
         // Left for a person: what the plan skips with a reason, and conflicts (one order
         // referenced by several targets), which no fix touches.
         // No order reached the broker twice: a lost answer is found, never sent again.
-        let mut placed: BTreeMap<String, usize> = BTreeMap::new();
-        for o in inner.placed() {
-            let legs: Vec<String> = o.legs.iter().map(|l| format!("{}{:?}{}", l.symbol, l.side, l.quantity)).collect();
-            *placed.entry(format!("{}|{}|{:?}|{:?}", o.account, legs.join(","), o.limit_price, o.stop_price)).or_default() += 1;
-        }
-        prop_assert!(placed.values().all(|&n| n == 1), "placed twice: {:?}", placed);
+        placed_no_more_than_wanted(&inner.placed(), &[&l, &store.snapshot(now)])?;
         let mut for_a_person: Vec<String> = p.skipped.iter().map(|s| s.subject.clone()).collect();
         for c in &r.conflicts {
             for t in &c.targets {
