@@ -4,6 +4,7 @@ mod conformance;
 mod diff_rules;
 mod executor;
 mod fuzz_corpus;
+mod holdings_rule;
 mod oco;
 mod properties;
 mod seeds;

@@ -1,0 +1,205 @@
+//! The holdings rule across orders: what working orders already close of a holding, ours and
+//! theirs, plus what a plan places never exceeds it (the exits of one OCO group count once).
+
+use reconcile_core::testkit::build::*;
+use reconcile_core::testkit::{InMemoryBroker, InMemoryStore};
+use reconcile_core::{
+    Action, ApplyOptions, DiffOptions, OrderStatus, Plan, Policy, Reconciler, Side, diff, plan,
+};
+
+const NOW: &str = "2025-11-06T16:00:00Z";
+const LONG_AGO: &str = "2025-11-06T13:00:00Z";
+
+fn placing() -> Policy {
+    Policy {
+        create_missing: true,
+        backfill: true,
+        // Their orders here are orphans: not a broken read.
+        force: true,
+        ..Policy::report_only()
+    }
+}
+
+fn placements(p: &Plan) -> Vec<&str> {
+    p.actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.action,
+                Action::PlaceTarget { .. } | Action::PlaceOco { .. }
+            )
+        })
+        .map(|a| a.key.as_str())
+        .collect()
+}
+
+fn skipped<'p>(p: &'p Plan, subject: &str) -> Option<&'p str> {
+    p.skipped
+        .iter()
+        .find(|s| s.subject == subject)
+        .map(|s| s.reason.as_str())
+}
+
+/// An open position of `qty` QCOM with one missing stop for `stop_qty` of it.
+fn qcom(id: &str, qty: &str, stop_qty: &str) -> reconcile_core::Position {
+    position(id, "PA3", "QCOM").leg("QCOM", qty).target(
+        target("stop_loss")
+            .stop("158.52")
+            .qty(stop_qty)
+            .leg("QCOM", Side::Sell, stop_qty),
+    )
+}
+
+#[test]
+fn a_working_sell_of_theirs_leaves_no_room_for_a_stop() {
+    // (Of another size than the stop: else it would be the stop's to adopt.)
+    let theirs = order("their-sell", "PA3", "QCOM")
+        .limit("199.87")
+        .leg("QCOM", Side::Sell, "70")
+        .submitted(LONG_AGO);
+    let l = local(NOW, vec![qcom("1", "74", "74")], vec![]);
+    let b = broker(NOW, vec![theirs], Some(vec![holding("PA3", "QCOM", "74")]));
+    let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+    let spec = &r.missing[0].spec;
+    let working = spec.working_closing.as_ref().expect("working_closing");
+    assert_eq!(working[0].quantity, dec("70"));
+    let p = plan(&r, &placing());
+    assert!(placements(&p).is_empty(), "{:?}", p.actions);
+    let reason = skipped(&p, "place:1:stop_loss").expect("skipped");
+    assert!(
+        reason.contains("working orders already close 70"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn the_exits_of_one_oco_group_count_once() {
+    // 100 held; their OCO pair closes 60 (either exit, not both): 40 are free for our stop.
+    let take = order("their-take", "PA3", "QCOM")
+        .limit("199.87")
+        .leg("QCOM", Side::Sell, "60")
+        .oco("their-take")
+        .submitted(LONG_AGO);
+    let stop = order("their-stop", "PA3", "QCOM")
+        .stop("150.00")
+        .leg("QCOM", Side::Sell, "60")
+        .oco("their-take")
+        .submitted(LONG_AGO);
+    let l = local(NOW, vec![qcom("1", "100", "40")], vec![]);
+    let b = broker(
+        NOW,
+        vec![take.clone(), stop.clone()],
+        Some(vec![holding("PA3", "QCOM", "100")]),
+    );
+    let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+    assert_eq!(
+        r.missing[0].spec.working_closing.as_ref().unwrap()[0].quantity,
+        dec("60")
+    );
+    let p = plan(&r, &placing());
+    assert_eq!(placements(&p), ["place:1:stop_loss"], "{:?}", p.skipped);
+
+    // Apart, the same two orders could both fill: 120 spoken for, nothing free.
+    let (mut take, mut stop) = (take, stop);
+    take.oco_group = None;
+    stop.oco_group = None;
+    let b = broker(
+        NOW,
+        vec![take, stop],
+        Some(vec![holding("PA3", "QCOM", "100")]),
+    );
+    let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+    let p = plan(&r, &placing());
+    assert!(placements(&p).is_empty(), "{:?}", p.actions);
+}
+
+#[test]
+fn two_positions_share_what_is_held_in_plan_order() {
+    // Two positions of 50 each, 50 held: the first position's stop takes the shares.
+    let l = local(
+        NOW,
+        vec![qcom("1", "50", "50"), qcom("2", "50", "50")],
+        vec![],
+    );
+    let b = broker(NOW, vec![], Some(vec![holding("PA3", "QCOM", "50")]));
+    let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+    assert_eq!(r.quantity_mismatches.len(), 1);
+    let p = plan(&r, &placing());
+    assert_eq!(placements(&p), ["place:1:stop_loss"]);
+    let reason = skipped(&p, "place:2:stop_loss").expect("skipped");
+    assert!(
+        reason.contains("other placements of this plan already close 50"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_filled_part_of_a_working_order_no_longer_counts() {
+    let mut theirs = order("their-sell", "PA3", "QCOM")
+        .status(OrderStatus::PartiallyFilled)
+        .limit("199.87")
+        .leg("QCOM", Side::Sell, "74")
+        .submitted(LONG_AGO);
+    theirs.legs[0].filled_quantity = dec("34");
+    // 34 sold already: 40 held, 40 still to sell, nothing free.
+    let l = local(NOW, vec![qcom("1", "40", "40")], vec![]);
+    let b = broker(NOW, vec![theirs], Some(vec![holding("PA3", "QCOM", "40")]));
+    let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+    assert_eq!(
+        r.missing[0].spec.working_closing.as_ref().unwrap()[0].quantity,
+        dec("40")
+    );
+    assert!(placements(&plan(&r, &placing())).is_empty());
+}
+
+#[tokio::test]
+async fn a_backfill_waits_for_the_cancel_of_an_orphan_then_brackets_the_holding() {
+    let theirs = order("their-sell", "PA3", "QCOM")
+        .limit("199.87")
+        .leg("QCOM", Side::Sell, "74")
+        .submitted(LONG_AGO);
+    let mut q = holding("PA3", "QCOM", "74");
+    q.average_price = Some(dec("172.30"));
+    let l = local(NOW, vec![], vec![]);
+    let b = broker(NOW, vec![theirs], Some(vec![q]));
+    let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+    assert_eq!(r.untracked_holdings[0].working_closing, Some(dec("74")));
+
+    let broker = InMemoryBroker::from_snapshot(&b);
+    let store = InMemoryStore::from_snapshot(&l);
+    let policy = Policy {
+        cancel_orphaned: true,
+        ..placing()
+    };
+    let rec = Reconciler::new(&broker, &store).with_policy(policy);
+    let now = at(NOW);
+    let (_, first) = rec.plan(now).await.unwrap();
+    let kinds: Vec<&str> = first.actions.iter().map(|a| a.key.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["backfill:bf-PA3-QCOM", "cancel:PA3:their-sell"],
+        "no bracket while their sell still works: {:?}",
+        first.skipped
+    );
+    let out = rec
+        .apply(&first, &ApplyOptions::new("one", now))
+        .await
+        .unwrap();
+    assert!(out.all_done(), "{:?}", out.results);
+
+    let (_, second) = rec.plan(now).await.unwrap();
+    assert_eq!(placements(&second).len(), 1, "{:?}", second.actions);
+    assert!(matches!(second.actions[0].action, Action::PlaceOco { .. }));
+    rec.apply(&second, &ApplyOptions::new("two", now))
+        .await
+        .unwrap();
+    let (r, third) = rec.plan(now).await.unwrap();
+    assert!(third.is_empty(), "{}", r.to_json().unwrap());
+    let working: Vec<_> = broker
+        .orders()
+        .into_iter()
+        .filter(|o| o.status.is_working())
+        .collect();
+    assert_eq!(working.len(), 2, "one OCO pair: {working:?}");
+    assert!(working.iter().all(|o| o.oco_group.is_some()));
+}
