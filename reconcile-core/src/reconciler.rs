@@ -261,7 +261,7 @@ impl<'a> Reconciler<'a> {
         let mut to_run = Vec::new();
         for a in &approved.actions {
             match fresh.get(&a.key) {
-                Some(f) if f.action == a.action => to_run.push(f.clone()),
+                Some(f) if f.action.same_as(&a.action) => to_run.push(f.clone()),
                 _ if healing.achieved(&a.action) => {}
                 _ => stale.push(a.key.clone()),
             }

@@ -257,6 +257,21 @@ fn pending_filled<'a>(
                 };
                 unplaced.contains(&slot) && !adopted.contains(&slot)
             })
+            // An order on its way (an intent within grace whose order is not listed, or a
+            // placement within grace) is not due again.
+            .filter(|&(_, t)| {
+                let on_its_way = ix
+                    .intents_for(p.id.as_str(), t.key.as_str())
+                    .iter()
+                    .any(|i| {
+                        ix.within_grace(i.created_at)
+                            && !ix
+                                .orders_with_cid(i.client_order_id.as_str())
+                                .iter()
+                                .any(|o| o.status.is_working())
+                    });
+                !on_its_way && !t.placed_at.is_some_and(|at| ix.within_grace(at))
+            })
             .map(|(_, t)| Missing {
                 position_id: p.id.clone(),
                 target_key: t.key.clone(),
@@ -307,7 +322,7 @@ fn leftovers<'a>(
                 underlying: underlying.to_owned(),
                 average_price,
                 entry: fills.opening(k.0, k.1, h),
-                working_closing: Some(ix.working_closing(k.0, k.1, h, None))
+                working_closing: Some(ix.working_closing(k.0, k.1, h, &[]))
                     .filter(|w| !w.is_zero()),
             });
         } else if e != h {

@@ -118,8 +118,35 @@ struct Commit<'a> {
     buys: Decimal,
 }
 
+/// Adds what one leg would still close to its exclusion group's commitment (the most any of the
+/// group's orders would close).
+fn commit<'a>(
+    by_key: &mut FxMap<HoldKey<'a>, Vec<Commit<'a>>>,
+    key: HoldKey<'a>,
+    group: &'a str,
+    side: Side,
+    left: Decimal,
+) {
+    if !left.is_sign_positive() || left.is_zero() {
+        return;
+    }
+    let (sells, buys) = match side {
+        Side::Sell | Side::SellToClose => (left, Decimal::ZERO),
+        Side::Buy | Side::BuyToClose => (Decimal::ZERO, left),
+        Side::BuyToOpen | Side::SellToOpen => return,
+    };
+    let commits = by_key.entry(key).or_default();
+    match commits.iter_mut().find(|c| c.group == group) {
+        Some(c) => {
+            c.sells = c.sells.max(sells);
+            c.buys = c.buys.max(buys);
+        }
+        None => commits.push(Commit { group, sells, buys }),
+    }
+}
+
 /// The exclusion group of a working order: its OCO group's parent id, else its own id.
-fn group_of(o: &Order) -> &str {
+pub(super) fn group_of(o: &Order) -> &str {
     o.oco_group.as_ref().unwrap_or(&o.id).as_str()
 }
 
@@ -233,8 +260,11 @@ impl<'a> Index<'a> {
     }
 
     /// Per (account, symbol), what each exclusion group of working orders in scope would still
-    /// buy and sell (leg quantity less what has filled). Buying to open and selling to open are
-    /// left out: they close nothing.
+    /// buy and sell (leg quantity less what has filled), and what our orders on their way may
+    /// (not listed yet, but perhaps live at the broker): a target whose order is in flight,
+    /// and an intent within grace whose order is not listed, each with its target's legs, in a
+    /// group of its own.
+    /// Buying to open and selling to open are left out: they close nothing.
     fn commitments(&self) -> &FxMap<HoldKey<'a>, Vec<Commit<'a>>> {
         self.commitments.get_or_init(|| {
             let mut by_key: FxMap<HoldKey<'a>, Vec<Commit<'a>>> = FxMap::default();
@@ -246,21 +276,62 @@ impl<'a> Index<'a> {
                 let group = group_of(o);
                 for l in &o.legs {
                     let left = l.quantity.saturating_sub(l.filled_quantity);
-                    if !left.is_sign_positive() || left.is_zero() {
+                    commit(&mut by_key, (&o.account, &l.symbol), group, l.side, left);
+                }
+            }
+            let mut on_the_way = |p: &'a Position, t: &'a ProfitTarget, group: &'a str| {
+                for l in &t.legs {
+                    commit(
+                        &mut by_key,
+                        (&p.account, &l.symbol),
+                        group,
+                        l.side,
+                        l.quantity,
+                    );
+                }
+            };
+            // A referenced order the listing lacks may be live all the same (uncertain is not
+            // absent), however long ago it was placed; an unplaced target placed within grace
+            // may have an order on its way.
+            for sp in &self.positions {
+                let p = sp.position;
+                for t in &p.targets {
+                    if t.status.is_settled() {
                         continue;
                     }
-                    let (sells, buys) = match l.side {
-                        Side::Sell | Side::SellToClose => (left, Decimal::ZERO),
-                        Side::Buy | Side::BuyToClose => (Decimal::ZERO, left),
-                        Side::BuyToOpen | Side::SellToOpen => continue,
-                    };
-                    let commits = by_key.entry((&o.account, &l.symbol)).or_default();
-                    match commits.iter_mut().find(|c| c.group == group) {
-                        Some(c) => {
-                            c.sells = c.sells.max(sells);
-                            c.buys = c.buys.max(buys);
+                    match referenced_id(t) {
+                        Some(id) if self.order(id).is_none() => on_the_way(p, t, id),
+                        None if t.placed_at.is_some_and(|at| self.within_grace(at)) => {
+                            // Its own client order id, else its position's: the exits of one
+                            // position on the same shares go out together or not at all.
+                            let group = t
+                                .client_order_id
+                                .as_ref()
+                                .map_or(p.id.as_str(), |c| c.as_str());
+                            on_the_way(p, t, group);
                         }
-                        None => commits.push(Commit { group, sells, buys }),
+                        _ => {}
+                    }
+                }
+            }
+            for i in &self.intents {
+                let listed = self
+                    .orders_with_cid(i.client_order_id.as_str())
+                    .iter()
+                    .any(|o| o.status.is_working());
+                if listed || !self.within_grace(i.created_at) {
+                    continue;
+                }
+                let Ok(pi) = self
+                    .positions
+                    .binary_search_by(|sp| sp.position.id.cmp(&i.position_id))
+                else {
+                    continue;
+                };
+                let p = self.positions[pi].position;
+                for key in std::iter::once(&i.target_key).chain(&i.oco_with) {
+                    if let Some(t) = p.targets.iter().find(|t| &t.key == key) {
+                        on_the_way(p, t, i.client_order_id.as_str());
                     }
                 }
             }
@@ -268,7 +339,7 @@ impl<'a> Index<'a> {
         })
     }
 
-    /// What working orders other than `own`'s group would still close of a holding of `held`
+    /// What working orders outside the `own` groups would still close of a holding of `held`
     /// of `symbol` in `account`: their sells of a long holding, their buys of a short one.
     /// Saturates rather than overflowing: it only ever bounds what may be placed.
     pub fn working_closing(
@@ -276,14 +347,14 @@ impl<'a> Index<'a> {
         account: &AccountId,
         symbol: &Symbol,
         held: Decimal,
-        own: Option<&str>,
+        own: &[&str],
     ) -> Decimal {
         let Some(commits) = self.commitments().get(&(account, symbol)) else {
             return Decimal::ZERO;
         };
         commits
             .iter()
-            .filter(|c| Some(c.group) != own)
+            .filter(|c| !own.contains(&c.group))
             .map(|c| {
                 if held.is_sign_positive() {
                     c.sells
@@ -334,12 +405,22 @@ impl<'a> Index<'a> {
     }
 
     /// What a target expects of its order, with the broker's holdings of its legs when known,
-    /// and what other working orders already close of them. `own` is the target's own order,
-    /// if it references a working one: it and its OCO siblings are not counted against it.
-    pub fn spec(&self, p: &Position, t: &ProfitTarget, own: Option<&Order>) -> OrderSpec {
+    /// and what other orders already close of them. `own` is the exclusion group of the
+    /// order the target references ([`group_of`] a listed one, else its id): it and its OCO
+    /// siblings are not counted against it, nor are its own intents (an order of its on the
+    /// way is not another order).
+    pub fn spec(&self, p: &'a Position, t: &'a ProfitTarget, own: Option<&str>) -> OrderSpec {
         let mut spec = order_spec(p, t, self.held.as_ref());
         if let Some(held) = &spec.held {
-            let own = own.filter(|o| o.status.is_working()).map(group_of);
+            let own: Vec<&str> = own
+                .into_iter()
+                .chain(
+                    self.intents_for(p.id.as_str(), t.key.as_str())
+                        .iter()
+                        .map(|i| i.client_order_id.as_str()),
+                )
+                .collect();
+            let own = own.as_slice();
             let working: Vec<Holding> = held
                 .iter()
                 .filter(|h| !h.quantity.is_zero())

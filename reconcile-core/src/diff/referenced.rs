@@ -9,7 +9,7 @@
 //! targets is a **conflict**, reported for a human and judged no further.
 
 use super::drift::drift;
-use super::index::{Index, Slot};
+use super::index::{Index, Slot, group_of};
 use crate::fasthash::FxMap;
 use crate::ids::OrderId;
 use crate::model::{Order, OrderStatus, PositionState};
@@ -76,7 +76,7 @@ pub(super) fn judge<'a>(ix: &Index<'a>) -> Referenced<'a> {
                         expected: d.expected,
                         actual: d.actual,
                         account: p.account.clone(),
-                        spec: ix.spec(p, t, Some(o)),
+                        spec: ix.spec(p, t, Some(group_of(o))),
                     }),
                 },
                 Some(o) => {
@@ -90,7 +90,7 @@ pub(super) fn judge<'a>(ix: &Index<'a>) -> Referenced<'a> {
                         out.replacements.insert(n.id.as_str(), slot);
                     }
                     let spec = (reason != InvalidReason::Filled && replaced_by.is_none())
-                        .then(|| ix.spec(p, t, Some(o)));
+                        .then(|| ix.spec(p, t, Some(group_of(o))));
                     out.invalid.push(Invalid {
                         position_id: p.id.clone(),
                         target_key: t.key.clone(),
@@ -117,7 +117,7 @@ pub(super) fn judge<'a>(ix: &Index<'a>) -> Referenced<'a> {
                     reason: InvalidReason::NotFound,
                     account: p.account.clone(),
                     replaced_by: None,
-                    spec: Some(ix.spec(p, t, None)),
+                    spec: Some(ix.spec(p, t, Some(id.as_str()))),
                     due,
                 }),
             }

@@ -371,6 +371,32 @@ impl Action {
         }
     }
 
+    /// Whether two actions do the same thing: equal but for what other orders already close
+    /// of the holdings (`working_closing`), which is evidence the planner weighed, not part
+    /// of the order. A re-planned action still justified is the approved one even when an
+    /// unrelated order came or went.
+    pub fn same_as(&self, other: &Action) -> bool {
+        fn bare(a: &Action) -> Action {
+            let mut a = a.clone();
+            match &mut a {
+                Action::Replace { spec, .. } | Action::PlaceTarget { spec, .. } => {
+                    spec.working_closing = None;
+                }
+                Action::PlaceOco {
+                    take_profit_spec,
+                    stop_loss_spec,
+                    ..
+                } => {
+                    take_profit_spec.working_closing = None;
+                    stop_loss_spec.working_closing = None;
+                }
+                _ => {}
+            }
+            a
+        }
+        self == other || bare(self) == bare(other)
+    }
+
     /// Whether the action removes something that cannot be put back as it was.
     pub fn is_destructive(&self) -> bool {
         matches!(
