@@ -27,6 +27,20 @@ struct State {
     placed: Vec<PlaceOrder>,
     page_size: usize,
     full_history: bool,
+    /// How long after its submission an order stays out of the listings.
+    listing_delay: chrono::TimeDelta,
+}
+
+impl State {
+    /// Whether an order is out of the listings yet (submitted at least the delay ago).
+    fn listed(&self, o: &Order) -> bool {
+        match (self.now, o.submitted_at) {
+            (Some(now), Some(at)) if self.listing_delay > chrono::TimeDelta::zero() => {
+                now.signed_duration_since(at) >= self.listing_delay
+            }
+            _ => true,
+        }
+    }
 }
 
 /// An in-memory broker.
@@ -46,6 +60,7 @@ impl Default for InMemoryBroker {
                 placed: Vec::new(),
                 page_size: 100,
                 full_history: false,
+                listing_delay: chrono::TimeDelta::zero(),
             }),
         }
     }
@@ -117,6 +132,15 @@ impl InMemoryBroker {
     #[must_use]
     pub fn with_full_history(self) -> Self {
         lock(&self.state).full_history = true;
+        self
+    }
+
+    /// Keeps an order out of the working-order and history listings until `delay` after its
+    /// submission by this broker's clock, as a broker whose listings lag behind its order
+    /// book does. Looking an order up by id or by client order id finds it at once.
+    #[must_use]
+    pub fn with_listing_delay(self, delay: chrono::TimeDelta) -> Self {
+        lock(&self.state).listing_delay = delay;
         self
     }
 
@@ -273,7 +297,7 @@ impl Broker for InMemoryBroker {
         let items = s
             .orders
             .values()
-            .filter(|o| &o.account == account && o.status.is_working())
+            .filter(|o| &o.account == account && o.status.is_working() && s.listed(o))
             .cloned()
             .collect();
         page_of(items, page, s.page_size)
@@ -292,6 +316,7 @@ impl Broker for InMemoryBroker {
             .filter(|o| {
                 &o.account == account
                     && (s.full_history || o.submitted_at.is_none_or(|t| t >= since))
+                    && s.listed(o)
             })
             .cloned()
             .collect();

@@ -1,15 +1,17 @@
-//! Test kit (feature `testkit`): the in-memory fakes of both ports, fault and recording
+//! Test kit (feature `testkit`): the in-memory fakes of both ports, fault, crash and recording
 //! decorators, snapshot builders, proptest strategies, and the conformance suites every store
 //! and every broker runs.
 
 pub mod broker_conformance;
 pub mod build;
+mod crash;
 mod faulty;
 pub mod store_conformance;
 pub mod strategies;
 
 pub use crate::memory::{InMemoryBroker, InMemoryStore};
 pub use crate::ports::Call;
+pub use crash::{Crash, CrashingBroker, CrashingStore};
 pub use faulty::{Fault, Faulty, Recording};
 
 /// The store conformance suite under its former name.

@@ -203,3 +203,28 @@ async fn a_backfill_waits_for_the_cancel_of_an_orphan_then_brackets_the_holding(
     assert_eq!(working.len(), 2, "one OCO pair: {working:?}");
     assert!(working.iter().all(|o| o.oco_group.is_some()));
 }
+
+#[test]
+fn a_promoted_position_does_not_place_again_what_is_on_its_way() {
+    // Pending, held in full, its stop journaled ten seconds ago and not listed yet.
+    let mut p = qcom("1", "74", "74");
+    p.state = reconcile_core::PositionState::Pending;
+    let l = local(
+        NOW,
+        vec![p],
+        vec![intent("rc-1", "1", "stop_loss", "2025-11-06T15:59:50Z")],
+    );
+    let b = broker(NOW, vec![], Some(vec![holding("PA3", "QCOM", "74")]));
+    let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+    assert_eq!(r.pending_filled.len(), 1);
+    assert!(r.pending_filled[0].due.is_empty(), "{:?}", r.pending_filled);
+    assert_eq!(r.in_flight.len(), 1, "{:?}", r.in_flight);
+    let p = plan(
+        &r,
+        &Policy {
+            sync_positions: true,
+            ..placing()
+        },
+    );
+    assert!(placements(&p).is_empty(), "{:?}", p.actions);
+}
