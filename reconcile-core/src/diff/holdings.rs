@@ -263,13 +263,7 @@ fn pending_filled<'a>(
                 let on_its_way = ix
                     .intents_for(p.id.as_str(), t.key.as_str())
                     .iter()
-                    .any(|i| {
-                        ix.within_grace(i.created_at)
-                            && !ix
-                                .orders_with_cid(i.client_order_id.as_str())
-                                .iter()
-                                .any(|o| o.status.is_working())
-                    });
+                    .any(|i| ix.intent_on_its_way(i));
                 !on_its_way && !t.placed_at.is_some_and(|at| ix.within_grace(at))
             })
             .map(|(_, t)| Missing {

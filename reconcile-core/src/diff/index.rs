@@ -315,11 +315,7 @@ impl<'a> Index<'a> {
                 }
             }
             for i in &self.intents {
-                let listed = self
-                    .orders_with_cid(i.client_order_id.as_str())
-                    .iter()
-                    .any(|o| o.status.is_working());
-                if listed || !self.within_grace(i.created_at) {
+                if !self.intent_on_its_way(i) {
                     continue;
                 }
                 let Ok(pi) = self
@@ -397,6 +393,16 @@ impl<'a> Index<'a> {
         self.intents_by_target
             .get(&(position_id, key))
             .map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether an intent's order may still be on its way: written within grace, and no working
+    /// order carries its client order id.
+    pub fn intent_on_its_way(&self, i: &Intent) -> bool {
+        self.within_grace(i.created_at)
+            && !self
+                .orders_with_cid(i.client_order_id.as_str())
+                .iter()
+                .any(|o| o.status.is_working())
     }
 
     /// The broker's orders carrying a client order id.

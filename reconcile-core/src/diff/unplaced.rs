@@ -24,11 +24,6 @@ pub(super) fn judge<'a>(ix: &Index<'a>, adopted: &FxSet<Slot>) -> Unplaced<'a> {
         missing: Vec::new(),
         covering: FxSet::default(),
     };
-    let has_working = |cid: &str| {
-        ix.orders_with_cid(cid)
-            .iter()
-            .any(|o| o.status.is_working())
-    };
     for &slot in &ix.unplaced {
         if adopted.contains(&slot) {
             continue;
@@ -41,7 +36,7 @@ pub(super) fn judge<'a>(ix: &Index<'a>, adopted: &FxSet<Slot>) -> Unplaced<'a> {
         let covering = ix
             .intents_for(p.id.as_str(), t.key.as_str())
             .iter()
-            .find(|i| ix.within_grace(i.created_at) && !has_working(i.client_order_id.as_str()));
+            .find(|i| ix.intent_on_its_way(i));
         if let Some(i) = covering {
             out.covering.insert(i.client_order_id.as_str());
             out.in_flight.push(InFlight::target(

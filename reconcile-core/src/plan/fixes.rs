@@ -585,18 +585,14 @@ pub(super) fn share_holdings(d: &mut Draft) {
     let placements = std::mem::take(&mut d.placements);
     for a in placements {
         let closes = super::placing::closes(&a.action);
-        let over = closes.iter().find(|c| {
-            let before = used
-                .get(&(c.account.clone(), c.symbol.clone()))
-                .copied()
-                .unwrap_or_default();
-            before.saturating_add(c.quantity) > c.free
-        });
-        if let Some(c) = over {
-            let before = used
-                .get(&(c.account.clone(), c.symbol.clone()))
-                .copied()
-                .unwrap_or_default();
+        let over = closes
+            .iter()
+            .map(|c| {
+                let key = (c.account.clone(), c.symbol.clone());
+                (c, used.get(&key).copied().unwrap_or_default())
+            })
+            .find(|(c, before)| before.saturating_add(c.quantity) > c.free);
+        if let Some((c, before)) = over {
             let reason = format!(
                 "closing {} {} would exceed what is free of the broker's holding ({}): \
                  other placements of this plan already close {} of it",
