@@ -2,13 +2,49 @@
 //! targets, and a broker whose orders and holdings agree or disagree in every way the diff knows.
 
 use super::build::{at, dec, holding, intent, order, position, target};
+use crate::diff::DiffOptions;
 use crate::model::{OrderStatus, Position, PositionState, Side, TargetStatus};
+use crate::scope::Scope;
 use crate::snapshot::{BrokerSnapshot, LocalSnapshot};
 use chrono::TimeDelta;
 use proptest::prelude::*;
 
 /// The instant every generated pair is "as of".
 pub const AS_OF: &str = "2025-11-07T15:00:00Z";
+
+/// How long before [`AS_OF`] something happened, measured against the grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Age {
+    /// Half the grace period ago.
+    Recent,
+    /// Exactly the grace period ago.
+    AtGrace,
+    /// A millisecond more than the grace period ago.
+    PastGrace,
+    /// Three hours ago (longer than any generated grace period).
+    LongAgo,
+}
+
+impl Age {
+    /// How long ago, for a grace period.
+    pub fn ago(self, grace: TimeDelta) -> TimeDelta {
+        match self {
+            Age::Recent => grace / 2,
+            Age::AtGrace => grace,
+            Age::PastGrace => grace + TimeDelta::milliseconds(1),
+            Age::LongAgo => TimeDelta::hours(3),
+        }
+    }
+}
+
+fn age() -> impl Strategy<Value = Age> {
+    prop_oneof![
+        2 => Just(Age::Recent),
+        1 => Just(Age::AtGrace),
+        1 => Just(Age::PastGrace),
+        2 => Just(Age::LongAgo),
+    ]
+}
 
 /// What became of one target at the broker.
 #[derive(Debug, Clone, Copy)]
@@ -19,10 +55,10 @@ pub enum Fate {
     Drifted(Drift),
     /// Finished with this status.
     Terminal(OrderStatus),
-    /// Unknown to the broker; placed long ago, or `recent`ly.
+    /// Unknown to the broker; placed this long ago.
     NotFound {
-        /// Placed within the grace period.
-        recent: bool,
+        /// When it was placed.
+        age: Age,
     },
     /// Never placed.
     Unplaced,
@@ -30,8 +66,8 @@ pub enum Fate {
     UnplacedWithOrder,
     /// An intent was written; the order may or may not have reached the broker.
     Intent {
-        /// Written within the grace period.
-        recent: bool,
+        /// When it was written.
+        age: Age,
         /// The order reached the broker.
         sent: bool,
     },
@@ -83,10 +119,10 @@ fn fate() -> impl Strategy<Value = Fate> {
             Just(OrderStatus::Rejected)
         ]
         .prop_map(Fate::Terminal),
-        1 => any::<bool>().prop_map(|recent| Fate::NotFound { recent }),
+        1 => age().prop_map(|age| Fate::NotFound { age }),
         2 => Just(Fate::Unplaced),
         1 => Just(Fate::UnplacedWithOrder),
-        1 => (any::<bool>(), any::<bool>()).prop_map(|(recent, sent)| Fate::Intent { recent, sent }),
+        1 => (age(), any::<bool>()).prop_map(|(age, sent)| Fate::Intent { age, sent }),
         1 => Just(Fate::Settled),
         1 => Just(Fate::SharesOrder),
         1 => (any::<bool>(), any::<bool>())
@@ -184,29 +220,113 @@ pub struct Planned {
     pub made_order: String,
 }
 
-/// A pair as [`snapshot_pair`] makes it, with every target's intended fate.
-pub fn planned_pair() -> impl Strategy<Value = (LocalSnapshot, BrokerSnapshot, Vec<Planned>)> {
+/// An order no target references or fits (on account `A1`, underlying `QQQ`), as generated.
+#[derive(Debug, Clone)]
+pub struct PlannedOrphan {
+    /// Its id.
+    pub order_id: String,
+    /// When it was submitted; `None` for an order that has no submit time.
+    pub submitted: Option<Age>,
+    /// Its status is `pending` (else `live`).
+    pub pending: bool,
+}
+
+/// A generated pair, what was meant for each of its targets and orphans, and the options to
+/// diff it with.
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// The local records.
+    pub local: LocalSnapshot,
+    /// The broker's side.
+    pub broker: BrokerSnapshot,
+    /// Every target, with what became of it.
+    pub targets: Vec<Planned>,
+    /// The orders nothing explains but their age.
+    pub orphans: Vec<PlannedOrphan>,
+    /// The grace period the times were made against, and a scope.
+    pub options: DiffOptions,
+}
+
+fn case(grace: impl Strategy<Value = TimeDelta>) -> impl Strategy<Value = Case> {
     (
         prop::collection::vec(pos_plan(), 0..8),
-        0usize..4,
+        prop::collection::vec((prop::option::weighted(0.8, age()), any::<bool>()), 0..4),
         0usize..3,
         prop::bool::weighted(0.9),
+        grace,
     )
-        .prop_map(|(plans, orphans, untracked, holdings_known)| {
-            build_pair(&plans, orphans, untracked, holdings_known)
+        .prop_map(|(plans, orphans, untracked, holdings_known, grace)| {
+            build_pair(&plans, &orphans, untracked, holdings_known, grace)
         })
+}
+
+/// A pair as [`snapshot_pair`] makes it (grace period 60 s), with every target's intended fate.
+pub fn planned_pair() -> impl Strategy<Value = (LocalSnapshot, BrokerSnapshot, Vec<Planned>)> {
+    case(Just(TimeDelta::seconds(60))).prop_map(|c| (c.local, c.broker, c.targets))
+}
+
+/// Some of `all`, or (twice as often) none of them.
+fn some_of<T: Clone + std::fmt::Debug + Ord + 'static>(
+    all: Vec<T>,
+) -> impl Strategy<Value = Vec<T>> {
+    prop_oneof![2 => Just(Vec::new()), 1 => prop::sample::subsequence(all, 1..=2)]
+}
+
+/// A scope over the generated accounts, underlyings, states and positions: everything half the
+/// time, else some of each part.
+pub fn scope() -> impl Strategy<Value = Scope> {
+    let parts = (
+        some_of(vec!["A1", "A2"]),
+        some_of(vec!["QQQ", "SPY", "QCOM", "NVDA"]),
+        some_of(vec![
+            PositionState::Pending,
+            PositionState::Open,
+            PositionState::Closing,
+            PositionState::Closed,
+        ]),
+        some_of((0..8).map(|i| format!("p{i}")).collect()),
+    )
+        .prop_map(|(accounts, underlyings, states, positions)| {
+            let mut s = Scope::all();
+            accounts
+                .into_iter()
+                .for_each(|a| s = s.clone().with_account(a));
+            underlyings
+                .into_iter()
+                .for_each(|u| s = s.clone().with_underlying(u));
+            states
+                .into_iter()
+                .for_each(|st| s = s.clone().with_state(st));
+            positions
+                .into_iter()
+                .for_each(|p| s = s.clone().with_position(p.as_str()));
+            s
+        });
+    prop_oneof![Just(Scope::all()), parts]
+}
+
+/// A [`Case`] with a grace period of none, a second, a minute, ninety seconds or an hour, times
+/// drawn around it (exactly at it included), and a scope.
+pub fn planned_case() -> impl Strategy<Value = Case> {
+    let grace = prop::sample::select(vec![0i64, 1, 60, 90, 3600]).prop_map(TimeDelta::seconds);
+    (case(grace), scope()).prop_map(|(mut c, scope)| {
+        c.options.scope = scope;
+        c
+    })
 }
 
 fn build_pair(
     plans: &[PosPlan],
-    orphans: usize,
+    orphans: &[(Option<Age>, bool)],
     untracked: usize,
     holdings_known: bool,
-) -> (LocalSnapshot, BrokerSnapshot, Vec<Planned>) {
+    grace: TimeDelta,
+) -> Case {
     let mut planned = Vec::new();
     let as_of = at(AS_OF);
-    let long_ago = (as_of - TimeDelta::hours(3)).to_rfc3339();
-    let recently = (as_of - TimeDelta::seconds(10)).to_rfc3339();
+    let when = |a: Age| (as_of - a.ago(grace)).to_rfc3339();
+    let long_ago = when(Age::LongAgo);
+    let recently = when(Age::Recent);
     let mut positions: Vec<Position> = Vec::new();
     let mut orders = Vec::new();
     let mut intents = Vec::new();
@@ -282,21 +402,16 @@ fn build_pair(
                     o.status = st;
                     orders.push(o);
                 }
-                Fate::NotFound { recent } => {
+                Fate::NotFound { age } => {
                     t.status = TargetStatus::Active;
                     t.order_id = Some(o.id.clone());
-                    t.placed_at = Some(at(if recent { &recently } else { &long_ago }));
+                    t.placed_at = Some(at(&when(age)));
                 }
                 Fate::Unplaced => {}
                 Fate::UnplacedWithOrder => orders.push(o),
-                Fate::Intent { recent, sent } => {
+                Fate::Intent { age, sent } => {
                     let cid = format!("rc-gen-{pi}-{ti}");
-                    intents.push(intent(
-                        &cid,
-                        &pid,
-                        KEYS[ti],
-                        if recent { &recently } else { &long_ago },
-                    ));
+                    intents.push(intent(&cid, &pid, KEYS[ti], &when(age)));
                     if sent {
                         o.client_order_id = Some(cid.as_str().into());
                         o.submitted_at = Some(at(&recently));
@@ -378,10 +493,19 @@ fn build_pair(
         positions.push(p);
         made.push((base, acc, und, last_order));
     }
-    for k in 0..orphans {
+    let mut lone = Vec::new();
+    for (k, &(submitted, pending)) in orphans.iter().enumerate() {
         let mut o = order(&format!("9{k:03}"), "A1", "QQQ");
         o.limit_price = Some(dec("0.40"));
-        o.submitted_at = Some(at(if k == 2 { &recently } else { &long_ago }));
+        o.submitted_at = submitted.map(|a| at(&when(a)));
+        if pending {
+            o.status = OrderStatus::Pending;
+        }
+        lone.push(PlannedOrphan {
+            order_id: o.id.to_string(),
+            submitted,
+            pending,
+        });
         o.legs.push(crate::model::OrderLeg {
             symbol: crate::Symbol::new(&format!("QQQ   251231P{:08}", (400 + k) * 1000)),
             side: Side::BuyToClose,
@@ -401,7 +525,16 @@ fn build_pair(
     let mut broker = BrokerSnapshot::new(as_of);
     broker.orders = orders;
     broker.positions = holdings_known.then_some(held);
-    (local, broker, planned)
+    Case {
+        local,
+        broker,
+        targets: planned,
+        orphans: lone,
+        options: DiffOptions {
+            grace,
+            ..DiffOptions::default()
+        },
+    }
 }
 
 /// A permutation of `0..n`.

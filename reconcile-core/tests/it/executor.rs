@@ -264,6 +264,58 @@ async fn a_failed_action_does_not_stop_independent_ones() {
         .unwrap();
     let outcomes: Vec<_> = out.results.iter().map(|r| r.outcome).collect();
     assert_eq!(outcomes, [Outcome::Failed, Outcome::Applied]);
+    assert!(!out.all_done(), "a failed action is not done");
+    assert_eq!(
+        (out.count(Outcome::Failed), out.count(Outcome::Uncertain)),
+        (1, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_stop_asked_for_mid_run_ends_it_after_the_action_in_progress() {
+    use reconcile_core::{Progress, StopFlag};
+    use std::sync::{Arc, Mutex};
+    let orphans = (1..=3)
+        .map(|i| order(&format!("8{i}"), "A", "QQQ").submitted("2025-11-07T10:00:00Z"))
+        .collect();
+    let b = faulty(InMemoryBroker::from_snapshot(&broker(NOW, orphans, None)));
+    let s = InMemoryStore::from_snapshot(&local(NOW, vec![position("1", "A", "QQQ")], vec![]));
+    let rec = Reconciler::new(&b, &s).with_policy(Policy {
+        cancel_orphaned: true,
+        force: true,
+        ..Policy::report_only()
+    });
+    let (_, p) = rec.plan(at(NOW)).await.unwrap();
+    assert_eq!(p.actions.len(), 3);
+    let stop = StopFlag::new();
+    assert!(!stop.is_set());
+    let told = Arc::new(Mutex::new(Vec::new()));
+    let progress = {
+        let (told, stop) = (told.clone(), stop.clone());
+        // Asked to stop while the second action is being told about: the third never starts.
+        Progress::new(move |done, of| {
+            told.lock().unwrap().push((done, of));
+            if done == 2 {
+                stop.set();
+            }
+        })
+    };
+    assert_eq!(format!("{progress:?}"), "Progress");
+    assert_eq!(progress, progress.clone());
+    assert_ne!(progress, Progress::new(|_, _| {}));
+    assert_eq!(stop, stop.clone());
+    assert_ne!(stop, StopFlag::new());
+    let options = ApplyOptions::new("r1", at(NOW))
+        .with_progress(progress)
+        .stopped_by(stop.clone());
+    assert!(!options.stop_requested());
+    let out = rec.apply(&p, &options).await.unwrap();
+    assert!(stop.is_set() && options.stop_requested());
+    assert_eq!(*told.lock().unwrap(), [(1, 3), (2, 3)]);
+    assert_eq!(out.results.len(), 2, "{:?}", out.results);
+    assert!(out.all_done());
+    assert_eq!(out.count(Outcome::Applied), 2);
+    assert_eq!(b.count(Call::Cancel), 2);
 }
 
 #[tokio::test]

@@ -725,7 +725,7 @@ fn intended(
     l: &LocalSnapshot,
     b: &BrokerSnapshot,
 ) -> Option<Option<String>> {
-    use reconcile_core::testkit::strategies::Fate;
+    use reconcile_core::testkit::strategies::{Age, Fate};
     let open = t.state == PositionState::Open;
     let verdict = |v: &str| Some(Some(v.to_owned()));
     if matches!(t.fate, Fate::Intent { .. }) {
@@ -799,8 +799,13 @@ fn intended(
         }),
         Fate::Terminal(reconcile_core::OrderStatus::Filled) => verdict("invalid:filled"),
         Fate::Terminal(s) => verdict(&format!("invalid:{}+spec", s.as_str())),
-        Fate::NotFound { recent: true } => verdict("in_flight"),
-        Fate::NotFound { recent: false } => verdict("invalid:not_found+spec"),
+        // Within grace means no longer ago than the grace period: exactly at it still waits.
+        Fate::NotFound {
+            age: Age::Recent | Age::AtGrace,
+        } => verdict("in_flight"),
+        Fate::NotFound {
+            age: Age::PastGrace | Age::LongAgo,
+        } => verdict("invalid:not_found+spec"),
         // Adopted by its legs when exactly one order fits it and it is the only target that
         // order fits (its own order, or one another position's target left behind).
         Fate::Unplaced | Fate::UnplacedWithOrder if open => {
@@ -822,10 +827,17 @@ proptest! {
 
     #[test]
     fn every_target_gets_the_verdict_its_generator_intended(
-        (l, b, planned) in reconcile_core::testkit::strategies::planned_pair()
+        case in reconcile_core::testkit::strategies::planned_case()
     ) {
-        let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+        let r = diff(&case.local, &case.broker, &case.options).unwrap();
         let got = verdicts(&r);
+        // What the scope's accounts, underlyings and states let the diff see; its positions
+        // narrow only what is reported.
+        let (l, b) = within_scope(&case.local, &case.broker, &case.options.scope);
+        let reported = |id: &str| {
+            let named = &case.options.scope.positions;
+            named.is_empty() || named.iter().any(|p| p.as_str() == id)
+        };
         // Order ids that more than one active target of an unclosed position references.
         let mut refs: BTreeMap<String, usize> = BTreeMap::new();
         for p in l.positions.iter().filter(|p| p.state != PositionState::Closed) {
@@ -837,10 +849,28 @@ proptest! {
         }
         let referenced: BTreeSet<String> = refs.keys().cloned().collect();
         let shared: BTreeSet<String> = refs.into_iter().filter(|(_, n)| *n > 1).map(|(id, _)| id).collect();
-        for t in &planned {
+        for t in &case.targets {
             let key = (t.position_id.clone(), t.key.clone());
             let seen = got.get(&key).cloned().unwrap_or_default();
-            match intended(t, &shared, &referenced, &l, &b) {
+            let seeable = l.positions.iter().any(|p| p.id.as_str() == t.position_id);
+            // A conflict names every target that claims its order, and is reported when any
+            // of their positions is.
+            let claimants_reported = t.order_id.as_ref().is_some_and(|id| {
+                shared.contains(id)
+                    && l.positions.iter().filter(|p| p.state != PositionState::Closed).any(|p| {
+                        reported(p.id.as_str())
+                            && p.targets.iter().any(|x| {
+                                x.status == TargetStatus::Active
+                                    && x.order_id.as_ref().is_some_and(|o| o.as_str() == id)
+                            })
+                    })
+            });
+            let want = if seeable && (reported(&t.position_id) || claimants_reported) {
+                intended(t, &shared, &referenced, &l, &b)
+            } else {
+                None
+            };
+            match want {
                 None => prop_assert!(seen.is_empty(), "{:?} ({:?}, {:?}) was reported: {:?}", key, t.fate, t.state, seen),
                 Some(None) => {}
                 Some(Some(want)) => prop_assert_eq!(
@@ -849,7 +879,64 @@ proptest! {
                 ),
             }
         }
+        // The orders nothing explains: in flight while within grace (or pending with no submit
+        // time), else orphaned; not reported at all when out of scope or when the scope names
+        // positions (they belong to none).
+        use reconcile_core::testkit::strategies::Age;
+        for o in &case.orphans {
+            let seeable = b.orders.iter().any(|x| x.id.as_str() == o.order_id);
+            let shown = seeable && case.options.scope.positions.is_empty();
+            let want = shown.then_some(match (o.submitted, o.pending) {
+                (Some(Age::Recent | Age::AtGrace), _) | (None, true) => "in_flight",
+                (Some(Age::PastGrace | Age::LongAgo), _) | (None, false) => "orphaned",
+            });
+            let orphaned = r.orphaned.iter().any(|e| e.order_id.as_str() == o.order_id);
+            let waiting = r.in_flight.iter().any(|e| e.position_id.is_none() && e.order_id.as_ref().is_some_and(|id| id.as_str() == o.order_id));
+            let seen = match (orphaned, waiting) {
+                (false, false) => None,
+                (true, false) => Some("orphaned"),
+                (false, true) => Some("in_flight"),
+                (true, true) => Some("both"),
+            };
+            prop_assert_eq!(seen, want, "{:?}", o);
+        }
     }
+}
+
+/// The part of a pair a scope's accounts, underlyings and states select, by the scope's rule
+/// restated here: an empty part selects everything; an intent goes with its position; a
+/// holding's underlying is its symbol's root.
+fn within_scope(
+    l: &LocalSnapshot,
+    b: &BrokerSnapshot,
+    scope: &reconcile_core::Scope,
+) -> (LocalSnapshot, BrokerSnapshot) {
+    let account =
+        |a: &reconcile_core::AccountId| scope.accounts.is_empty() || scope.accounts.contains(a);
+    let underlying = |u: &str| scope.underlyings.is_empty() || scope.underlyings.contains(u);
+    let mut l2 = l.clone();
+    l2.positions.retain(|p| {
+        account(&p.account)
+            && underlying(&p.underlying)
+            && (scope.states.is_empty() || scope.states.contains(&p.state))
+    });
+    let kept: BTreeSet<String> = l2.positions.iter().map(|p| p.id.to_string()).collect();
+    l2.intents.retain(|i| kept.contains(i.position_id.as_str()));
+    let mut b2 = b.clone();
+    b2.orders
+        .retain(|o| account(&o.account) && underlying(&o.underlying));
+    if let Some(held) = &mut b2.positions {
+        held.retain(|h| {
+            let root = h
+                .symbol
+                .as_str()
+                .split_whitespace()
+                .next()
+                .unwrap_or_default();
+            account(&h.account) && underlying(root)
+        });
+    }
+    (l2, b2)
 }
 
 /// One scripted broker failure: which call, and whether the answer is lost after the broker
