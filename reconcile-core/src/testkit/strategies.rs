@@ -93,10 +93,14 @@ pub enum Fate {
 pub enum Drift {
     /// Another limit price.
     LimitPrice,
+    /// Another stop price (the target is a stop limit).
+    StopPrice,
     /// Another quantity on its leg.
     Quantity,
     /// Another instrument on its leg.
     Legs,
+    /// Another side on its leg.
+    Side,
 }
 
 fn fate() -> impl Strategy<Value = Fate> {
@@ -110,7 +114,13 @@ fn fate() -> impl Strategy<Value = Fate> {
             OrderStatus::PendingReplace,
         ])
         .prop_map(Fate::Matched),
-        1 => prop::sample::select(vec![Drift::LimitPrice, Drift::Quantity, Drift::Legs])
+        1 => prop::sample::select(vec![
+            Drift::LimitPrice,
+            Drift::StopPrice,
+            Drift::Quantity,
+            Drift::Legs,
+            Drift::Side,
+        ])
             .prop_map(Fate::Drifted),
         2 => prop_oneof![
             Just(OrderStatus::Filled),
@@ -389,6 +399,11 @@ fn build_pair(
                     t.order_id = Some(o.id.clone());
                     match how {
                         Drift::LimitPrice => o.limit_price = Some(dec("9.99")),
+                        Drift::StopPrice => {
+                            t.stop_price = Some(dec("1.50"));
+                            o.stop_price = Some(dec("1.75"));
+                        }
+                        Drift::Side => o.legs[0].side = Side::BuyToOpen,
                         Drift::Quantity => o.legs[0].quantity = dec("2"),
                         Drift::Legs => {
                             o.legs[0].symbol = crate::Symbol::new(&sym(underlying, base, ti + 5));

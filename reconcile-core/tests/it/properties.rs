@@ -756,14 +756,12 @@ fn intended(
                 .find(|p| p.id.as_str() == t.position_id)
                 .and_then(|p| p.targets.iter().find(|x| x.key.as_str() == t.key))?;
             let symbols = |o: &reconcile_core::Order| {
-                let mut v: Vec<String> = o.legs.iter().map(|x| x.symbol.to_string()).collect();
-                v.sort();
-                v
+                sorted_legs(o.legs.iter().map(|x| (x.side, x.quantity, &x.symbol)))
             };
-            let mut want: Vec<String> = target.legs.iter().map(|x| x.symbol.to_string()).collect();
-            want.sort();
+            let want = sorted_legs(target.legs.iter().map(|x| (x.side, x.quantity, &x.symbol)));
             match b.orders.iter().find(|o| o.id.as_str() == id) {
-                // DESIGN's order: limit price, then each leg's quantity, then the legs.
+                // DESIGN's order: limit price, then each leg's quantity, then the legs (the
+                // sharing target has no stop price).
                 Some(o) if o.status.is_working() && o.limit_price != limit => {
                     verdict("drifted:limit_price")
                 }
@@ -794,6 +792,8 @@ fn intended(
         Fate::Replaced { .. } => Some(Some("invalid:replaced adoptable:replaced_by".to_owned())),
         Fate::Drifted(how) => verdict(match how {
             reconcile_core::testkit::strategies::Drift::LimitPrice => "drifted:limit_price",
+            reconcile_core::testkit::strategies::Drift::StopPrice => "drifted:stop_price",
+            reconcile_core::testkit::strategies::Drift::Side => "drifted:legs",
             reconcile_core::testkit::strategies::Drift::Quantity => "drifted:quantity",
             reconcile_core::testkit::strategies::Drift::Legs => "drifted:legs",
         }),
