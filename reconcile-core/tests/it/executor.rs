@@ -550,3 +550,209 @@ async fn placement_follows_intent_first_order() {
     let out = execute(&p, &broker, &store, &ApplyOptions::new("seq", at(NOW))).await;
     assert_eq!(out.results[0].outcome, Outcome::Applied);
 }
+
+/// A plan made from one read, carried out against a broker that has moved on since: each action
+/// asks about its order first and acts on what it finds.
+mod the_broker_moved_on {
+    use super::*;
+    use reconcile_core::{Action, DiffOptions, OrderStatus, diff};
+
+    const LONG_AGO: &str = "2025-11-07T10:00:00Z";
+
+    /// The one action a policy plans for a read.
+    fn plan_one(
+        l: &reconcile_core::LocalSnapshot,
+        b: &reconcile_core::BrokerSnapshot,
+        policy: &Policy,
+    ) -> reconcile_core::Plan {
+        let r = diff(l, b, &DiffOptions::default()).unwrap();
+        let p = plan(&r, policy);
+        assert_eq!(p.actions.len(), 1, "{:?}", p.actions);
+        p
+    }
+
+    /// A target whose order `77` the read did not find, cleared against a broker that has
+    /// `now` (nothing, or order 77 in a status).
+    async fn clear_not_found(now: Option<OrderStatus>) -> (Outcome, reconcile_core::ProfitTarget) {
+        let pos = position("1", "A", "QQQ").leg(C640, "-1").target(
+            target("call_spread")
+                .limit("0.60")
+                .qty("1")
+                .leg(C640, Side::BuyToClose, "1")
+                .active("77")
+                .placed(LONG_AGO),
+        );
+        let l = local(NOW, vec![pos], vec![]);
+        let read = broker(NOW, vec![], Some(vec![holding("A", C640, "-1")]));
+        let p = plan_one(
+            &l,
+            &read,
+            &Policy {
+                clear_invalid: true,
+                ..Policy::report_only()
+            },
+        );
+        assert!(matches!(p.actions[0].action, Action::Clear { .. }));
+        let orders = now
+            .map(|st| {
+                vec![
+                    order("77", "A", "QQQ")
+                        .status(st)
+                        .limit("0.60")
+                        .leg(C640, Side::BuyToClose, "1")
+                        .submitted(LONG_AGO),
+                ]
+            })
+            .unwrap_or_default();
+        let b = faulty(InMemoryBroker::from_snapshot(&broker(NOW, orders, None)));
+        let s = InMemoryStore::from_snapshot(&l);
+        let out = execute(&p, &b, &s, &ApplyOptions::new("r1", at(NOW))).await;
+        assert_eq!(b.count(Call::Order), 1, "the not-found is confirmed once");
+        let t = s.snapshot(at(NOW)).positions[0].targets[0].clone();
+        (out.results[0].outcome, t)
+    }
+
+    #[tokio::test]
+    async fn a_not_found_clear_confirmed_absent_clears() {
+        let (outcome, t) = clear_not_found(None).await;
+        assert_eq!(outcome, Outcome::Applied);
+        assert_eq!((t.status, t.order_id), (TargetStatus::Unplaced, None));
+    }
+
+    #[tokio::test]
+    async fn a_not_found_clear_whose_order_is_working_after_all_is_skipped() {
+        let (outcome, t) = clear_not_found(Some(OrderStatus::Live)).await;
+        assert_eq!(outcome, Outcome::Skipped);
+        assert_eq!(t.status, TargetStatus::Active);
+        assert_eq!(t.order_id.unwrap().as_str(), "77");
+    }
+
+    #[tokio::test]
+    async fn a_not_found_clear_whose_order_filled_marks_the_target_filled() {
+        let (outcome, t) = clear_not_found(Some(OrderStatus::Filled)).await;
+        assert_eq!(outcome, Outcome::Applied);
+        assert_eq!(t.status, TargetStatus::Filled);
+        assert_eq!(
+            t.order_id.unwrap().as_str(),
+            "77",
+            "the fill keeps its order"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_not_found_clear_whose_order_was_cancelled_clears() {
+        let (outcome, t) = clear_not_found(Some(OrderStatus::Cancelled)).await;
+        assert_eq!(outcome, Outcome::Applied);
+        assert_eq!((t.status, t.order_id), (TargetStatus::Unplaced, None));
+    }
+
+    /// An orphan `8` the read found working, cancelled against a broker that now has it in
+    /// `now` (or not at all), with a fault on the cancel itself.
+    async fn cancel_orphan(
+        now: Option<OrderStatus>,
+        fault: Option<Fault>,
+    ) -> (Outcome, TestBroker) {
+        let l = local(NOW, vec![position("1", "A", "QQQ")], vec![]);
+        let orphan = || order("8", "A", "QQQ").submitted(LONG_AGO);
+        let read = broker(NOW, vec![orphan()], None);
+        let p = plan_one(
+            &l,
+            &read,
+            &Policy {
+                cancel_orphaned: true,
+                force: true,
+                ..Policy::report_only()
+            },
+        );
+        let orders = now.map(|st| vec![orphan().status(st)]).unwrap_or_default();
+        let b = faulty(InMemoryBroker::from_snapshot(&broker(NOW, orders, None)));
+        if let Some(f) = fault {
+            b.fail_next(Call::Cancel, f);
+        }
+        let s = InMemoryStore::from_snapshot(&l);
+        let out = execute(&p, &b, &s, &ApplyOptions::new("r1", at(NOW))).await;
+        (out.results[0].outcome, b)
+    }
+
+    #[tokio::test]
+    async fn a_cancel_of_an_order_that_has_finished_or_gone_is_already_done_and_not_sent() {
+        for now in [
+            Some(OrderStatus::Cancelled),
+            Some(OrderStatus::Filled),
+            None,
+        ] {
+            let (outcome, b) = cancel_orphan(now, None).await;
+            assert_eq!(outcome, Outcome::AlreadyDone, "{now:?}");
+            assert_eq!(b.count(Call::Cancel), 0, "{now:?}");
+        }
+        let (outcome, b) = cancel_orphan(Some(OrderStatus::Live), None).await;
+        assert_eq!(outcome, Outcome::Applied);
+        assert_eq!(b.count(Call::Cancel), 1);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_lost_in_transport_is_uncertain_and_a_refused_one_failed() {
+        let transport = Fault::Fail(BrokerError::Transport {
+            broker: "x".into(),
+            endpoint: "cancel".into(),
+            message: "reset".into(),
+        });
+        let (outcome, _) = cancel_orphan(Some(OrderStatus::Live), Some(transport)).await;
+        assert_eq!(outcome, Outcome::Uncertain);
+        let refused = Fault::Fail(BrokerError::Rejected {
+            broker: "x".into(),
+            message: "locked".into(),
+        });
+        let (outcome, _) = cancel_orphan(Some(OrderStatus::Live), Some(refused)).await;
+        assert_eq!(outcome, Outcome::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_replace_of_an_order_that_is_no_longer_working_is_skipped_and_not_sent() {
+        let pos = position("1", "A", "QQQ").leg(C640, "-1").target(
+            target("call_spread")
+                .limit("0.60")
+                .qty("1")
+                .leg(C640, Side::BuyToClose, "1")
+                .active("77"),
+        );
+        let l = local(NOW, vec![pos], vec![]);
+        let drifted = |st: OrderStatus| {
+            order("77", "A", "QQQ")
+                .status(st)
+                .limit("0.95")
+                .leg(C640, Side::BuyToClose, "1")
+                .submitted(LONG_AGO)
+        };
+        let read = broker(
+            NOW,
+            vec![drifted(OrderStatus::Live)],
+            Some(vec![holding("A", C640, "-1")]),
+        );
+        let p = plan_one(
+            &l,
+            &read,
+            &Policy {
+                replace_drifted: true,
+                ..Policy::report_only()
+            },
+        );
+        assert!(matches!(p.actions[0].action, Action::Replace { .. }));
+        for (st, want) in [
+            (OrderStatus::Cancelled, Outcome::Skipped),
+            (OrderStatus::Filled, Outcome::Skipped),
+            (OrderStatus::Live, Outcome::Applied),
+        ] {
+            let b = faulty(InMemoryBroker::from_snapshot(&broker(
+                NOW,
+                vec![drifted(st)],
+                None,
+            )));
+            let s = InMemoryStore::from_snapshot(&l);
+            let out = execute(&p, &b, &s, &ApplyOptions::new("r1", at(NOW))).await;
+            assert_eq!(out.results[0].outcome, want, "{st:?}: {:?}", out.results);
+            let sent = usize::from(want == Outcome::Applied);
+            assert_eq!(b.count(Call::Replace), sent, "{st:?}");
+        }
+    }
+}
