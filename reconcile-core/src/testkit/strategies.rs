@@ -86,6 +86,15 @@ pub enum Fate {
     /// Active, referencing its order, and that order carries the target's own client order id
     /// (as a placement this tool made would).
     OwnClientId,
+    /// Unplaced, but with its own client order id and a time it was placed (a placement whose
+    /// order id was never linked); the order with that client order id reached the broker or
+    /// not.
+    Placing {
+        /// When it was placed.
+        age: Age,
+        /// The order reached the broker.
+        sent: bool,
+    },
 }
 
 /// How a drifted order differs from its target.
@@ -138,6 +147,7 @@ fn fate() -> impl Strategy<Value = Fate> {
         1 => (any::<bool>(), any::<bool>())
             .prop_map(|(back_link, twice)| Fate::Replaced { back_link, twice }),
         1 => Just(Fate::OwnClientId),
+        1 => (age(), any::<bool>()).prop_map(|(age, sent)| Fate::Placing { age, sent }),
     ]
 }
 
@@ -452,6 +462,16 @@ fn build_pair(
                         chain.push(n);
                     }
                     orders.extend(chain);
+                }
+                Fate::Placing { age, sent } => {
+                    let cid = format!("rc-placing-{pi}-{ti}");
+                    t.client_order_id = Some(cid.as_str().into());
+                    t.placed_at = Some(at(&when(age)));
+                    if sent {
+                        o.client_order_id = Some(cid.as_str().into());
+                        o.submitted_at = Some(at(&when(age)));
+                        orders.push(o);
+                    }
                 }
                 Fate::OwnClientId => {
                     let cid = format!("rc-own-{pi}-{ti}");

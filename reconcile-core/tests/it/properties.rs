@@ -619,6 +619,26 @@ fn by_legs(
             claimed_targets.insert((p.id.to_string(), t.key.to_string()));
         }
     }
+    // So does an unplaced target's own client order id.
+    for p in &scoped {
+        for t in p.targets.iter().filter(|t| {
+            t.status == TargetStatus::Unplaced
+                || (t.status == TargetStatus::Active && t.order_id.is_none())
+        }) {
+            let Some(cid) = &t.client_order_id else {
+                continue;
+            };
+            if let Some(o) = b.orders.iter().find(|o| {
+                o.status.is_working()
+                    && !referenced.contains(o.id.as_str())
+                    && !claimed_orders.contains(o.id.as_str())
+                    && o.client_order_id.as_ref() == Some(cid)
+            }) {
+                claimed_orders.insert(o.id.to_string());
+                claimed_targets.insert((p.id.to_string(), t.key.to_string()));
+            }
+        }
+    }
     let legs_key = |account: &dyn ToString, legs: Vec<String>| (account.to_string(), legs);
     // By (account, legs): the unplaced targets, as (position id, target key).
     type Slot = (String, String);
@@ -728,11 +748,16 @@ fn intended(
     use reconcile_core::testkit::strategies::{Age, Fate};
     let open = t.state == PositionState::Open;
     let verdict = |v: &str| Some(Some(v.to_owned()));
-    if matches!(t.fate, Fate::Intent { .. }) {
-        return Some(None);
-    }
     if t.state == PositionState::Closed {
-        return None;
+        // A closed position's targets are out of the diff, but an intent of one written within
+        // grace may still have an order on its way: it waits, under its target's name.
+        return match t.fate {
+            Fate::Intent {
+                age: Age::Recent | Age::AtGrace,
+                sent: false,
+            } => verdict("in_flight"),
+            _ => None,
+        };
     }
     if matches!(t.fate, Fate::Settled) {
         return None;
@@ -817,7 +842,29 @@ fn intended(
             })
         }
         Fate::Unplaced => None,
-        Fate::UnplacedWithOrder | Fate::Intent { .. } => Some(None),
+        Fate::UnplacedWithOrder => Some(None),
+        // Its order carries the client order id (of its intent, or its own) and nothing else
+        // references it: adopted by that id, before any grace rule. Else adopted by its legs
+        // if they fit, else it waits while within grace, else it is due.
+        Fate::Intent { age, sent } | Fate::Placing { age, sent } => {
+            let intent = matches!(t.fate, Fate::Intent { .. });
+            let key = (t.position_id.clone(), t.key.clone());
+            let within = matches!(age, Age::Recent | Age::AtGrace);
+            if sent && !referenced.contains(&t.made_order) {
+                verdict("adoptable:client_order_id")
+            } else if open && by_legs(l, b, referenced).contains(&key) {
+                verdict("adoptable:legs")
+            } else if within && ((intent && !sent) || (!intent && open)) {
+                // An intent whose order is not listed waits whatever its position's state (one
+                // whose order is listed is spent); a placement's own time counts only where
+                // the target is due.
+                verdict("in_flight")
+            } else if open {
+                verdict("missing")
+            } else {
+                None
+            }
+        }
         Fate::Settled => None,
     }
 }
@@ -829,6 +876,7 @@ proptest! {
     fn every_target_gets_the_verdict_its_generator_intended(
         case in reconcile_core::testkit::strategies::planned_case()
     ) {
+        use reconcile_core::testkit::strategies::Age;
         let r = diff(&case.local, &case.broker, &case.options).unwrap();
         let got = verdicts(&r);
         // What the scope's accounts, underlyings and states let the diff see; its positions
@@ -879,10 +927,22 @@ proptest! {
                 ),
             }
         }
+        // Intents: stale once past grace with no order listed, spent when their order is listed
+        // and another target references it, else neither.
+        use reconcile_core::testkit::strategies::Fate;
+        for t in &case.targets {
+            let Fate::Intent { age, sent } = t.fate else { continue };
+            let seeable = l.positions.iter().any(|p| p.id.as_str() == t.position_id);
+            let named = |list: &[reconcile_core::report::StaleIntent]| list.iter().any(|e| e.position_id.as_str() == t.position_id && e.target_key.as_str() == t.key);
+            let past = matches!(age, Age::PastGrace | Age::LongAgo);
+            let shown = seeable && reported(&t.position_id);
+            let spent = sent && referenced.contains(&t.made_order);
+            prop_assert_eq!(named(&r.stale_intents), shown && !sent && past, "stale? {:?}", t);
+            prop_assert_eq!(named(&r.spent_intents), shown && spent, "spent? {:?}", t);
+        }
         // The orders nothing explains: in flight while within grace (or pending with no submit
         // time), else orphaned; not reported at all when out of scope or when the scope names
         // positions (they belong to none).
-        use reconcile_core::testkit::strategies::Age;
         for o in &case.orphans {
             let seeable = b.orders.iter().any(|x| x.id.as_str() == o.order_id);
             let shown = seeable && case.options.scope.positions.is_empty();
