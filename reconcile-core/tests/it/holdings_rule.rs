@@ -228,3 +228,68 @@ fn a_promoted_position_does_not_place_again_what_is_on_its_way() {
     );
     assert!(placements(&p).is_empty(), "{:?}", p.actions);
 }
+
+/// Working orders that already close more than is held free their shares one run at a time:
+/// a replacement that would add to the excess waits (saying why) until the replacement that
+/// shrinks another order has gone out, and the runs end with nothing left to do.
+#[tokio::test]
+async fn an_excess_of_working_orders_is_worked_off_one_replacement_a_run() {
+    const C100: &str = "QQQ   251201C00100000";
+    const C101: &str = "QQQ   251201C00101000";
+    let t = |k: &str, price: &str, sym: &str| {
+        target(k)
+            .limit(price)
+            .qty("1")
+            .leg(sym, Side::BuyToClose, "1")
+    };
+    let l = local(
+        NOW,
+        vec![
+            position("p0", "A1", "QQQ")
+                .leg(C100, "-1")
+                .target(t("call_spread", "0.60", C100).active("1000")),
+            position("p1", "A1", "QQQ")
+                .leg(C100, "-1")
+                .leg(C101, "-1")
+                .target(t("call_spread", "0.60", C100).active("1001"))
+                .target(t("put_spread_1", "0.55", C101).active("1003")),
+        ],
+        vec![],
+    );
+    let o = |id: &str, price: &str, sym: &str, q: &str| {
+        order(id, "A1", "QQQ")
+            .limit(price)
+            .leg(sym, Side::BuyToClose, q)
+            .submitted(LONG_AGO)
+    };
+    // 1000 has drifted in price; 1001 closes 2 where its target wants 1: 3 of the 2 held.
+    let b = broker(
+        NOW,
+        vec![
+            o("1000", "9.99", C100, "1"),
+            o("1001", "0.60", C100, "2"),
+            o("1003", "0.55", C101, "1"),
+        ],
+        Some(vec![holding("A1", C100, "-2"), holding("A1", C101, "-1")]),
+    );
+    let policy = Policy {
+        replace_drifted: true,
+        ..Policy::report_only()
+    };
+    let broker = InMemoryBroker::from_snapshot(&b);
+    let store = InMemoryStore::from_snapshot(&l);
+    let rec = Reconciler::new(&broker, &store).with_policy(policy);
+    let now = at(NOW);
+    let keys = |p: &Plan| p.actions.iter().map(|a| a.key.clone()).collect::<Vec<_>>();
+    let (_, p1) = rec.plan(now).await.unwrap();
+    assert_eq!(keys(&p1), ["replace:p1:call_spread:1001"]);
+    let waits = skipped(&p1, "replace:p0:call_spread:1000").unwrap();
+    assert!(waits.contains("working orders already close 2"), "{waits}");
+    rec.apply(&p1, &ApplyOptions::new("r1", now)).await.unwrap();
+    let (_, p2) = rec.plan(now).await.unwrap();
+    assert_eq!(keys(&p2), ["replace:p0:call_spread:1000"]);
+    rec.apply(&p2, &ApplyOptions::new("r2", now)).await.unwrap();
+    let (r3, p3) = rec.plan(now).await.unwrap();
+    assert!(p3.is_empty(), "{:?}", keys(&p3));
+    assert_eq!(r3.summary.matched, 3, "{}", r3.to_json().unwrap());
+}
