@@ -756,3 +756,56 @@ mod the_broker_moved_on {
         }
     }
 }
+
+/// A placement that depends on clearing the target's old order id runs only once the clear is
+/// done (or, in a dry run, would be): an unconfirmed clear leaves it skipped, and nothing sent.
+#[tokio::test]
+async fn a_placement_waits_for_the_clear_it_depends_on() {
+    let pos = open_short_call("45");
+    let mut pos = pos;
+    pos.targets[0] = pos.targets[0]
+        .clone()
+        .active("77")
+        .placed("2025-11-07T10:00:00Z");
+    let l = local(NOW, vec![pos], vec![]);
+    let b = broker(NOW, vec![], Some(vec![holding("A", C640, "-1")]));
+    let policy = Policy {
+        clear_invalid: true,
+        create_missing: true,
+        ..Policy::report_only()
+    };
+    let r = reconcile_core::diff(&l, &b, &reconcile_core::DiffOptions::default()).unwrap();
+    let p = plan(&r, &policy);
+    let keys: Vec<_> = p.actions.iter().map(|a| a.key.as_str()).collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(p.actions[1].depends_on.as_deref(), Some(keys[0]));
+
+    let dry = faulty(InMemoryBroker::from_snapshot(&b));
+    let s = InMemoryStore::from_snapshot(&l);
+    let out = execute(&p, &dry, &s, &ApplyOptions::new("d", at(NOW)).dry_run()).await;
+    let outcomes: Vec<_> = out.results.iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, [Outcome::WouldApply, Outcome::WouldApply]);
+
+    let unsure = faulty(InMemoryBroker::from_snapshot(&b));
+    unsure.break_transport(Call::Order, 1);
+    let out = execute(&p, &unsure, &s, &ApplyOptions::new("r1", at(NOW))).await;
+    let outcomes: Vec<_> = out.results.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Uncertain, Outcome::Skipped],
+        "{:?}",
+        out.results
+    );
+    assert_eq!(unsure.count(Call::Place), 0);
+
+    let sure = faulty(InMemoryBroker::from_snapshot(&b));
+    let out = execute(&p, &sure, &s, &ApplyOptions::new("r2", at(NOW))).await;
+    let outcomes: Vec<_> = out.results.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Applied, Outcome::Applied],
+        "{:?}",
+        out.results
+    );
+    assert_eq!(sure.count(Call::Place), 1);
+}
