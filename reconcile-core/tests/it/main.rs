@@ -6,6 +6,7 @@ mod executor;
 mod fuzz_corpus;
 mod holdings_rule;
 mod oco;
+mod plan_api;
 mod properties;
 mod seeds;
 mod streaming;

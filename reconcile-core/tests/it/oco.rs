@@ -305,3 +305,49 @@ fn an_option_holding_gets_no_equity_bracket_unless_options_have_a_policy() {
         (dec("2.00"), dec("6.00"))
     );
 }
+
+#[tokio::test]
+async fn a_refused_oco_order_fails_records_the_error_on_both_exits_and_is_not_looked_for() {
+    let (l, b) = qcom_world();
+    let broker =
+        reconcile_core::testkit::Recording::new(Faulty::new(InMemoryBroker::from_snapshot(&b)));
+    broker.fail_next(
+        Call::PlaceOco,
+        Fault::Fail(reconcile_core::BrokerError::Rejected {
+            broker: "x".into(),
+            message: "insufficient buying power".into(),
+        }),
+    );
+    let store = InMemoryStore::from_snapshot(&l);
+    let rec = Reconciler::new(&broker, &store).with_policy(backfilling());
+    let (_, p) = rec.plan(at(NOW)).await.unwrap();
+    let out = rec
+        .apply(&p, &ApplyOptions::new("oco-3", at(NOW)))
+        .await
+        .unwrap();
+    let r = out
+        .results
+        .iter()
+        .find(|r| r.key.starts_with("place_oco:"))
+        .unwrap();
+    assert_eq!(r.outcome, reconcile_core::Outcome::Failed, "{}", r.detail);
+    assert_eq!(
+        broker.count(Call::FindByClientOrderId),
+        0,
+        "a refusal is not a lost answer"
+    );
+    let now = store.snapshot(at(NOW));
+    assert!(
+        now.intents.is_empty(),
+        "the refused order's intent is dropped"
+    );
+    let backfilled = now
+        .positions
+        .iter()
+        .find(|p| p.underlying == "QCOM")
+        .unwrap();
+    for t in &backfilled.targets {
+        let e = t.last_error.as_deref().unwrap_or_default();
+        assert!(e.contains("insufficient buying power"), "{}: {e:?}", t.key);
+    }
+}

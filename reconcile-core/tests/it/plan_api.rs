@@ -1,0 +1,205 @@
+//! The planner's public helpers that the CLI and the reconciler lean on: which policies fix
+//! anything, which actions are the same, destructive or sent to the broker, what an order of a
+//! spec is, and a plan's JSON.
+
+use reconcile_core::testkit::build::*;
+use reconcile_core::{
+    Action, DiffOptions, OrderType, Plan, Policy, Side, diff, executor::place_order, plan,
+};
+
+const NOW: &str = "2025-11-07T15:00:00Z";
+const C640: &str = "QQQ   251219C00640000";
+
+/// A plan with one placement (missing target, holding known) and one clear.
+fn a_plan(limit: Option<&str>, stop: Option<&str>) -> Plan {
+    let mut t = target("call_spread")
+        .qty("1")
+        .leg(C640, Side::BuyToClose, "1");
+    t.limit_price = limit.map(dec);
+    t.stop_price = stop.map(dec);
+    let gone = target("put_spread_1")
+        .limit("0.50")
+        .qty("1")
+        .leg(C640, Side::BuyToClose, "1")
+        .active("77")
+        .placed("2025-11-07T10:00:00Z");
+    let l = local(
+        NOW,
+        vec![
+            position("45", "A", "QQQ")
+                .leg(C640, "-2")
+                .target(t)
+                .target(gone),
+        ],
+        vec![],
+    );
+    let b = broker(NOW, vec![], Some(vec![holding("A", C640, "-2")]));
+    let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+    plan(
+        &r,
+        &Policy {
+            create_missing: true,
+            clear_invalid: true,
+            ..Policy::report_only()
+        },
+    )
+}
+
+fn placement(p: &Plan) -> &Action {
+    &p.actions
+        .iter()
+        .find(|a| matches!(a.action, Action::PlaceTarget { .. }))
+        .unwrap()
+        .action
+}
+
+#[test]
+fn a_policy_fixes_anything_when_any_one_fix_is_on() {
+    assert!(!Policy::report_only().any_fix());
+    assert!(Policy::all_fixes().any_fix());
+    let one: [fn(&mut Policy); 7] = [
+        |p| p.adopt = true,
+        |p| p.clear_invalid = true,
+        |p| p.cancel_orphaned = true,
+        |p| p.create_missing = true,
+        |p| p.replace_drifted = true,
+        |p| p.backfill = true,
+        |p| p.sync_positions = true,
+    ];
+    for (i, switch_on) in one.iter().enumerate() {
+        let mut p = Policy::report_only();
+        switch_on(&mut p);
+        assert!(p.any_fix(), "fix {i} alone");
+    }
+}
+
+#[test]
+fn a_policy_read_without_the_oco_switch_places_oco_orders() {
+    let mut v = serde_json::to_value(Policy::report_only()).unwrap();
+    v.as_object_mut().unwrap().remove("oco");
+    let p: Policy = serde_json::from_value(v).unwrap();
+    assert!(p.oco);
+}
+
+#[test]
+fn actions_that_differ_only_in_what_other_orders_close_are_the_same() {
+    let p = a_plan(Some("0.60"), None);
+    let a = placement(&p).clone();
+    let mut b = a.clone();
+    let Action::PlaceTarget { spec, .. } = &mut b else {
+        unreachable!()
+    };
+    spec.working_closing = Some(vec![]);
+    assert_ne!(a, b);
+    assert!(a.same_as(&b) && b.same_as(&a));
+    assert!(a.same_as(&a));
+    let mut c = a.clone();
+    let Action::PlaceTarget { spec, .. } = &mut c else {
+        unreachable!()
+    };
+    spec.limit_price = Some(dec("0.65"));
+    assert!(!a.same_as(&c), "another price is another order");
+    let clear = &p
+        .actions
+        .iter()
+        .find(|x| matches!(x.action, Action::Clear { .. }))
+        .unwrap()
+        .action;
+    assert!(!a.same_as(clear) && !clear.same_as(&a));
+
+    // The same for a replacement and for the two exits of an OCO order.
+    let Action::PlaceTarget {
+        position_id,
+        target_key,
+        spec,
+    } = &a
+    else {
+        unreachable!()
+    };
+    let replace = Action::Replace {
+        position_id: position_id.clone(),
+        target_key: target_key.clone(),
+        order_id: "77".into(),
+        spec: spec.clone(),
+    };
+    let mut moved = replace.clone();
+    if let Action::Replace { spec, .. } = &mut moved {
+        spec.working_closing = Some(vec![]);
+    }
+    assert!(replace.same_as(&moved) && replace != moved);
+    let oco = Action::PlaceOco {
+        position_id: position_id.clone(),
+        take_profit: target_key.clone(),
+        take_profit_spec: spec.clone(),
+        stop_loss: "stop_loss".into(),
+        stop_loss_spec: spec.clone(),
+    };
+    for side in 0..2 {
+        let mut moved = oco.clone();
+        if let Action::PlaceOco {
+            take_profit_spec,
+            stop_loss_spec,
+            ..
+        } = &mut moved
+        {
+            [take_profit_spec, stop_loss_spec][side].working_closing = Some(vec![]);
+        }
+        assert!(oco.same_as(&moved) && oco != moved, "exit {side}");
+    }
+}
+
+#[test]
+fn which_actions_destroy_and_which_reach_the_broker() {
+    let p = a_plan(Some("0.60"), None);
+    let place = placement(&p);
+    let clear = &p
+        .actions
+        .iter()
+        .find(|x| matches!(x.action, Action::Clear { .. }))
+        .unwrap()
+        .action;
+    let cancel = Action::Cancel {
+        account: "A".into(),
+        order_id: "8".into(),
+    };
+    assert_eq!(
+        [place, clear, &cancel].map(Action::is_destructive),
+        [false, true, true]
+    );
+    assert_eq!(
+        [place, clear, &cancel].map(Action::touches_broker),
+        [true, false, true]
+    );
+}
+
+#[test]
+fn an_order_of_a_spec_is_a_limit_a_stop_or_a_stop_limit() {
+    let p = a_plan(Some("0.60"), None);
+    let Action::PlaceTarget { spec, .. } = placement(&p) else {
+        unreachable!()
+    };
+    for (limit, stop, want) in [
+        (Some("0.60"), None, OrderType::Limit),
+        (None, Some("1.50"), OrderType::Stop),
+        (Some("1.45"), Some("1.50"), OrderType::StopLimit),
+    ] {
+        let mut spec = spec.clone();
+        spec.limit_price = limit.map(dec);
+        spec.stop_price = stop.map(dec);
+        let o = place_order(&spec, "rc-1".into());
+        assert_eq!(o.order_type, want, "{limit:?} {stop:?}");
+        assert_eq!(
+            (o.limit_price, o.stop_price),
+            (spec.limit_price, spec.stop_price)
+        );
+    }
+}
+
+#[test]
+fn a_plan_reads_back_from_its_json() {
+    let p = a_plan(Some("0.60"), None);
+    let json = p.to_json().unwrap();
+    assert!(json.ends_with('\n'));
+    let back: Plan = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, p);
+}
