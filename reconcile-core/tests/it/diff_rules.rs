@@ -691,3 +691,96 @@ fn report_json_has_the_v1_shape() {
     assert_eq!(v["invalid"][0]["reason"], "cancelled");
     assert_eq!(v["invalid"][0]["position_id"], "1");
 }
+
+/// Adoption's claims are exclusive: a target claimed by its client order id is no longer a fit
+/// for another order's legs, and only open positions' targets are fits at all.
+#[test]
+fn a_target_claimed_by_its_client_order_id_or_not_open_is_no_fit_for_legs() {
+    let claimed = spread_target("call_spread").cid("rc-1");
+    let l = local(
+        NOW,
+        vec![
+            condor("1").target(claimed),
+            condor("2").target(spread_target("call_spread")),
+            condor("3")
+                .state(PositionState::Pending)
+                .target(spread_target("call_spread")),
+        ],
+        vec![],
+    );
+    let b = broker(
+        NOW,
+        vec![spread_order("8").cid("rc-1"), spread_order("9")],
+        None,
+    );
+    let r = run(&l, &b);
+    let got: Vec<_> = r
+        .adoptable
+        .iter()
+        .map(|a| (a.order_id.as_str(), a.position_id.as_str(), a.via))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("8", "1", AdoptVia::ClientOrderId),
+            ("9", "2", AdoptVia::Legs)
+        ],
+        "{}",
+        r.to_json().unwrap()
+    );
+}
+
+/// The other exit of an OCO intent's group belongs to the intent's second target only when no
+/// other claim took that order: here it carries another intent's client order id.
+#[test]
+fn an_oco_sibling_claimed_by_its_own_intent_is_not_taken_for_the_stop() {
+    let stop = target("stop_loss")
+        .stop("1.50")
+        .qty("1")
+        .leg(C640, Side::BuyToClose, "1");
+    let other = target("put_spread_1")
+        .stop("1.60")
+        .qty("1")
+        .leg(C640, Side::BuyToClose, "1");
+    let l = local(
+        NOW,
+        vec![
+            condor("1")
+                .target(spread_target("call_spread"))
+                .target(stop)
+                .target(other),
+        ],
+        vec![
+            reconcile_core::Intent {
+                oco_with: Some("stop_loss".into()),
+                ..intent("rc-x", "1", "call_spread", "2025-11-07T14:59:30Z")
+            },
+            intent("rc-y", "1", "put_spread_1", "2025-11-07T14:59:30Z"),
+        ],
+    );
+    let b = broker(
+        NOW,
+        vec![
+            spread_order("8").cid("rc-x").oco("8"),
+            order("9", "A", "QQQ")
+                .stop("1.60")
+                .leg(C640, Side::BuyToClose, "1")
+                .submitted("2025-11-07T14:59:31Z")
+                .cid("rc-y")
+                .oco("8"),
+        ],
+        None,
+    );
+    let r = run(&l, &b);
+    let got: Vec<_> = r
+        .adoptable
+        .iter()
+        .map(|a| (a.order_id.as_str(), a.target_key.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("8", "call_spread"), ("9", "put_spread_1")],
+        "{}",
+        r.to_json().unwrap()
+    );
+}

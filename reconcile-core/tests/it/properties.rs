@@ -846,8 +846,8 @@ fn intended(
                 "missing"
             })
         }
-        Fate::Unplaced => None,
-        Fate::UnplacedWithOrder => Some(None),
+        // Not due, and no fit for any order's legs: not reported.
+        Fate::Unplaced | Fate::UnplacedWithOrder => None,
         // Its order carries the client order id (of its intent, or its own) and nothing else
         // references it: adopted by that id, before any grace rule. Else adopted by its legs
         // if they fit, else it waits while within grace, else it is due.
