@@ -784,3 +784,66 @@ fn an_oco_sibling_claimed_by_its_own_intent_is_not_taken_for_the_stop() {
         r.to_json().unwrap()
     );
 }
+
+/// An untracked holding's entry is the latest filled order that opened it in its direction: a
+/// short one by a sell, a long one by a buy, judged by the holding's own leg of the order.
+#[test]
+fn an_untracked_holding_is_entered_by_the_last_fill_that_opened_it_its_way() {
+    const X: &str = "QQQ   251219P00600000";
+    const Y: &str = "QQQ   251219P00590000";
+    let fill = |id: &str, at_: &str, legs: &[(&str, Side)]| {
+        let mut o = order(id, "A", "QQQ").status(OrderStatus::Filled);
+        for (s, side) in legs {
+            o = o.leg(s, *side, "1");
+        }
+        o.filled_at = Some(at(at_));
+        o
+    };
+    let b = broker(
+        NOW,
+        vec![
+            // The latest fill on X bought it back while selling Y to open: it opened Y, not X.
+            fill(
+                "roll",
+                "2025-11-07T14:00:00Z",
+                &[(X, Side::BuyToClose), (Y, Side::SellToOpen)],
+            ),
+            fill("sold-x", "2025-11-07T13:00:00Z", &[(X, Side::SellToOpen)]),
+            fill("sold-y-early", "2025-11-07T12:00:00Z", &[(Y, Side::Sell)]),
+            fill("bought-spy", "2025-11-07T12:30:00Z", &[("SPY", Side::Buy)]),
+            fill("sold-spy", "2025-11-07T14:30:00Z", &[("SPY", Side::Sell)]),
+        ],
+        Some(vec![
+            holding("A", X, "-1"),
+            holding("A", Y, "-1"),
+            holding("A", "SPY", "1"),
+        ]),
+    );
+    let r = run(&local(NOW, vec![], vec![]), &b);
+    let entries: Vec<_> = r
+        .untracked_holdings
+        .iter()
+        .map(|u| {
+            (
+                u.symbol.to_string(),
+                u.entry.as_ref().map(|e| e.order_id.to_string()),
+            )
+        })
+        .collect();
+    let want = |s: &str, id: &str| {
+        (
+            reconcile_core::Symbol::new(s).to_string(),
+            Some(id.to_owned()),
+        )
+    };
+    assert_eq!(
+        entries,
+        [
+            want(Y, "roll"),
+            want(X, "sold-x"),
+            want("SPY", "bought-spy")
+        ],
+        "{}",
+        r.to_json().unwrap()
+    );
+}
