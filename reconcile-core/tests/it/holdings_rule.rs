@@ -293,3 +293,28 @@ async fn an_excess_of_working_orders_is_worked_off_one_replacement_a_run() {
     assert!(p3.is_empty(), "{:?}", keys(&p3));
     assert_eq!(r3.summary.matched, 3, "{}", r3.to_json().unwrap());
 }
+
+/// An order that reports more filled than its size closes nothing more, and frees nothing that
+/// another order holds.
+#[test]
+fn an_order_filled_past_its_size_frees_no_shares() {
+    let sell = |id: &str, qty: &str| {
+        order(id, "PA3", "QCOM")
+            .limit("199.87")
+            .leg("QCOM", Side::Sell, qty)
+            .submitted(LONG_AGO)
+    };
+    let mut over = sell("over", "10");
+    over.legs[0].filled_quantity = dec("30");
+    let l = local(NOW, vec![qcom("1", "74", "74")], vec![]);
+    let b = broker(
+        NOW,
+        vec![over, sell("their-sell", "70")],
+        Some(vec![holding("PA3", "QCOM", "74")]),
+    );
+    let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+    let working = r.missing[0].spec.working_closing.as_ref().unwrap();
+    assert_eq!(working[0].quantity, dec("70"));
+    let p = plan(&r, &placing());
+    assert!(placements(&p).is_empty(), "{:?}", p.actions);
+}
