@@ -536,11 +536,46 @@ fn scoped_intents<'a>(local: &'a LocalSnapshot, scope: &Scope) -> Vec<&'a Intent
 }
 
 /// Of two copies of one order id, whether `a` should win over `b`: the later update, and on a
-/// tie the terminal status (a final state does not go back).
+/// tie the terminal status (a final state does not go back). Two copies alike in both are told
+/// apart by what they say (the more filled first, then status, prices and legs), so the order
+/// the broker listed them in never decides.
 fn newer(a: &Order, b: &Order) -> bool {
     match a.updated_at.cmp(&b.updated_at) {
         std::cmp::Ordering::Greater => true,
         std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Equal => !a.status.is_working() && b.status.is_working(),
+        std::cmp::Ordering::Equal => match (a.status.is_working(), b.status.is_working()) {
+            (false, true) => true,
+            (true, false) => false,
+            _ => tie_key(a) > tie_key(b),
+        },
     }
+}
+
+type TieKey<'o> = (
+    Decimal,
+    &'o str,
+    Option<Decimal>,
+    Option<Decimal>,
+    Vec<(&'o str, &'o str, Decimal, Decimal)>,
+);
+
+/// What a copy of an order says, for telling two copies of one instant apart.
+fn tie_key(o: &Order) -> TieKey<'_> {
+    let filled = o
+        .legs
+        .iter()
+        .fold(Decimal::ZERO, |s, l| s.saturating_add(l.filled_quantity));
+    let legs = o
+        .legs
+        .iter()
+        .map(|l| {
+            (
+                l.symbol.as_str(),
+                l.side.as_str(),
+                l.quantity,
+                l.filled_quantity,
+            )
+        })
+        .collect();
+    (filled, o.status.as_str(), o.limit_price, o.stop_price, legs)
 }

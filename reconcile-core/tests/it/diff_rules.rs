@@ -847,3 +847,95 @@ fn an_untracked_holding_is_entered_by_the_last_fill_that_opened_it_its_way() {
         r.to_json().unwrap()
     );
 }
+
+/// Two copies of one order id (a listing and a later history page, say): the later update
+/// wins, and on a tie the terminal status (a final state does not go back).
+#[test]
+fn of_two_copies_of_an_order_the_later_or_the_final_one_counts() {
+    let l = local(
+        NOW,
+        vec![condor("1").target(spread_target("call_spread").active("7"))],
+        vec![],
+    );
+    let copy = |status: OrderStatus, updated: &str| {
+        let mut o = spread_order("7").status(status);
+        o.updated_at = Some(at(updated));
+        o
+    };
+    let verdict = |orders: Vec<reconcile_core::Order>| {
+        let r = run(&l, &broker(NOW, orders, None));
+        match (r.matched.len(), r.invalid.first()) {
+            (1, None) => "matched".to_owned(),
+            (0, Some(i)) => format!("invalid:{}", i.reason.as_str()),
+            _ => r.to_json().unwrap(),
+        }
+    };
+    let early = "2025-11-07T14:00:00Z";
+    let late = "2025-11-07T14:30:00Z";
+    for orders in [
+        vec![
+            copy(OrderStatus::Live, early),
+            copy(OrderStatus::Cancelled, late),
+        ],
+        vec![
+            copy(OrderStatus::Cancelled, late),
+            copy(OrderStatus::Live, early),
+        ],
+        vec![
+            copy(OrderStatus::Live, late),
+            copy(OrderStatus::Cancelled, late),
+        ],
+        vec![
+            copy(OrderStatus::Cancelled, late),
+            copy(OrderStatus::Live, late),
+        ],
+    ] {
+        assert_eq!(verdict(orders), "invalid:cancelled");
+    }
+    for orders in [
+        vec![
+            copy(OrderStatus::Cancelled, early),
+            copy(OrderStatus::Live, late),
+        ],
+        vec![
+            copy(OrderStatus::Live, late),
+            copy(OrderStatus::Cancelled, early),
+        ],
+    ] {
+        assert_eq!(verdict(orders), "matched");
+    }
+}
+
+/// Two working copies of one order id of one instant that disagree: the same verdict whichever
+/// the broker listed first.
+#[test]
+fn of_two_copies_of_one_instant_the_listing_order_never_decides() {
+    let l = local(
+        NOW,
+        vec![condor("1").target(spread_target("call_spread").active("7"))],
+        vec![],
+    );
+    let copy = |price: &str, status: OrderStatus| {
+        let mut o = spread_order("7").status(status).limit(price);
+        o.updated_at = Some(at("2025-11-07T14:30:00Z"));
+        o
+    };
+    for (x, y) in [
+        (
+            copy("0.60", OrderStatus::Live),
+            copy("0.65", OrderStatus::Live),
+        ),
+        (
+            copy("0.60", OrderStatus::Live),
+            copy("0.60", OrderStatus::PendingReplace),
+        ),
+        (
+            copy("0.60", OrderStatus::Filled),
+            copy("0.60", OrderStatus::Cancelled),
+        ),
+    ] {
+        let one = run(&l, &broker(NOW, vec![x.clone(), y.clone()], None));
+        let other = run(&l, &broker(NOW, vec![y, x], None));
+        assert_eq!(one.to_json().unwrap(), other.to_json().unwrap());
+    }
+}

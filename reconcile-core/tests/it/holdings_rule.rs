@@ -318,3 +318,73 @@ fn an_order_filled_past_its_size_frees_no_shares() {
     let p = plan(&r, &placing());
     assert!(placements(&p).is_empty(), "{:?}", p.actions);
 }
+
+/// What may be on its way counts against what is free, each once: another position's stop
+/// placed moments ago and not listed yet, or journaled moments ago and not listed yet; and our
+/// own OCO pair, both exits referenced and listed, once for the pair.
+#[test]
+fn orders_on_their_way_and_our_own_oco_pair_are_counted_once() {
+    // 74 held; position 1's stop of 74 is on its way: nothing is free for position 2's.
+    let on_its_way = |l: reconcile_core::LocalSnapshot| {
+        let b = broker(NOW, vec![], Some(vec![holding("PA3", "QCOM", "74")]));
+        let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+        let m = r.missing.iter().find(|m| m.position_id.as_str() == "2");
+        let m = m.expect("position 2's stop is missing");
+        assert_eq!(
+            m.spec.working_closing.as_ref().map(|w| w[0].quantity),
+            Some(dec("74")),
+            "{}",
+            r.to_json().unwrap()
+        );
+        assert!(placements(&plan(&r, &placing())).is_empty());
+    };
+    let mut placed = qcom("1", "74", "74");
+    placed.targets[0] = placed.targets[0]
+        .clone()
+        .cid("rc-9")
+        .placed("2025-11-06T15:59:50Z");
+    on_its_way(local(NOW, vec![placed, qcom("2", "74", "74")], vec![]));
+    on_its_way(local(
+        NOW,
+        vec![qcom("1", "74", "74"), qcom("2", "74", "74")],
+        vec![intent("rc-1", "1", "stop_loss", "2025-11-06T15:59:50Z")],
+    ));
+
+    // 100 held; our OCO pair on 60 (either exit, not both) leaves 40 for position 2's stop.
+    let pair = position("1", "PA3", "QCOM")
+        .leg("QCOM", "60")
+        .target(
+            target("take_profit")
+                .limit("199.87")
+                .qty("60")
+                .leg("QCOM", Side::Sell, "60")
+                .active("tp"),
+        )
+        .target(
+            target("stop_loss")
+                .stop("150.00")
+                .qty("60")
+                .leg("QCOM", Side::Sell, "60")
+                .active("sl"),
+        );
+    let tp = order("tp", "PA3", "QCOM")
+        .limit("199.87")
+        .leg("QCOM", Side::Sell, "60")
+        .oco("tp")
+        .submitted(LONG_AGO);
+    let sl = order("sl", "PA3", "QCOM")
+        .stop("150.00")
+        .leg("QCOM", Side::Sell, "60")
+        .oco("tp")
+        .submitted(LONG_AGO);
+    let l = local(NOW, vec![pair, qcom("2", "40", "40")], vec![]);
+    let b = broker(NOW, vec![tp, sl], Some(vec![holding("PA3", "QCOM", "100")]));
+    let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+    assert_eq!(
+        r.missing[0].spec.working_closing.as_ref().unwrap()[0].quantity,
+        dec("60"),
+        "{}",
+        r.to_json().unwrap()
+    );
+    assert_eq!(placements(&plan(&r, &placing())), ["place:2:stop_loss"]);
+}
