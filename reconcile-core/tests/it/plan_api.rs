@@ -203,3 +203,194 @@ fn a_plan_reads_back_from_its_json() {
     let back: Plan = serde_json::from_str(&json).unwrap();
     assert_eq!(back, p);
 }
+
+/// What a policy plans for a pair.
+fn planned(
+    l: &reconcile_core::LocalSnapshot,
+    b: &reconcile_core::BrokerSnapshot,
+    policy: Policy,
+) -> Plan {
+    plan(&diff(l, b, &DiffOptions::default()).unwrap(), &policy)
+}
+
+fn kinds(p: &Plan) -> Vec<String> {
+    p.actions
+        .iter()
+        .map(|a| a.key.split(':').next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn closing_target(key: &str) -> reconcile_core::ProfitTarget {
+    target(key).qty("1").leg(C640, Side::BuyToClose, "1")
+}
+
+#[test]
+fn an_order_adopted_by_its_legs_is_linked_only_with_adopt() {
+    let l = local(
+        NOW,
+        vec![
+            position("45", "A", "QQQ")
+                .leg(C640, "-1")
+                .target(closing_target("call_spread").limit("0.60")),
+        ],
+        vec![],
+    );
+    let theirs = order("9", "A", "QQQ")
+        .limit("0.60")
+        .leg(C640, Side::BuyToClose, "1")
+        .submitted("2025-11-07T10:00:00Z");
+    let b = broker(NOW, vec![theirs], Some(vec![holding("A", C640, "-1")]));
+    let placing = Policy {
+        create_missing: true,
+        ..Policy::report_only()
+    };
+    assert!(kinds(&planned(&l, &b, placing)).is_empty());
+    let adopting = Policy {
+        adopt: true,
+        ..Policy::report_only()
+    };
+    assert_eq!(kinds(&planned(&l, &b, adopting)), ["link"]);
+}
+
+#[test]
+fn a_due_target_whose_order_is_gone_is_placed_only_after_a_clear() {
+    let gone = |state: reconcile_core::PositionState| {
+        local(
+            NOW,
+            vec![
+                position("45", "A", "QQQ")
+                    .state(state)
+                    .leg(C640, "-1")
+                    .target(closing_target("call_spread").limit("0.60").active("77")),
+            ],
+            vec![],
+        )
+    };
+    let cancelled = order("77", "A", "QQQ")
+        .status(reconcile_core::OrderStatus::Cancelled)
+        .limit("0.60")
+        .leg(C640, Side::BuyToClose, "1")
+        .submitted("2025-11-07T10:00:00Z");
+    let b = broker(NOW, vec![cancelled], Some(vec![holding("A", C640, "-1")]));
+    let said = |p: &Plan| {
+        p.skipped
+            .iter()
+            .any(|s| s.subject == "place:45:call_spread" && s.reason.contains("--clear-invalid"))
+    };
+    let only = |create_missing| Policy {
+        create_missing,
+        ..Policy::report_only()
+    };
+    let open = gone(reconcile_core::PositionState::Open);
+    let p = planned(&open, &b, only(true));
+    assert!(p.actions.is_empty() && said(&p), "{:?}", p.skipped);
+    assert!(!said(&planned(&open, &b, only(false))));
+    // A closing position's target is not due: nothing to say about placing it.
+    let closing = gone(reconcile_core::PositionState::Closing);
+    assert!(!said(&planned(&closing, &b, only(true))));
+    let both = Policy {
+        clear_invalid: true,
+        ..only(true)
+    };
+    assert_eq!(kinds(&planned(&open, &b, both)), ["clear", "place"]);
+}
+
+#[test]
+fn an_intent_whose_order_never_came_is_dropped_by_clearing_or_by_placing() {
+    let l = local(
+        NOW,
+        vec![
+            position("45", "A", "QQQ")
+                .leg(C640, "-1")
+                .target(closing_target("call_spread").limit("0.60")),
+        ],
+        vec![intent("rc-1", "45", "call_spread", "2025-11-07T10:00:00Z")],
+    );
+    let b = broker(NOW, vec![], Some(vec![holding("A", C640, "-1")]));
+    let drops =
+        |policy: Policy| kinds(&planned(&l, &b, policy)).contains(&"drop_intent".to_owned());
+    assert!(!drops(Policy::report_only()));
+    assert!(drops(Policy {
+        clear_invalid: true,
+        ..Policy::report_only()
+    }));
+    assert!(drops(Policy {
+        create_missing: true,
+        ..Policy::report_only()
+    }));
+}
+
+#[test]
+fn conflicts_and_quantity_mismatches_are_left_for_a_person_with_the_reason() {
+    let l = local(
+        NOW,
+        vec![
+            position("1", "A", "QQQ")
+                .leg(C640, "-1")
+                .target(closing_target("call_spread").limit("0.60").active("7")),
+            position("2", "A", "QQQ")
+                .leg(C640, "-1")
+                .target(closing_target("call_spread").limit("0.60").active("7")),
+        ],
+        vec![],
+    );
+    let seven = order("7", "A", "QQQ")
+        .limit("0.60")
+        .leg(C640, Side::BuyToClose, "1")
+        .submitted("2025-11-07T10:00:00Z");
+    let b = broker(NOW, vec![seven], Some(vec![holding("A", C640, "-3")]));
+    let p = planned(&l, &b, Policy::all_fixes());
+    let reason = |subject: &str| {
+        p.skipped
+            .iter()
+            .find(|s| s.subject == subject)
+            .map(|s| s.reason.clone())
+    };
+    assert_eq!(
+        reason("conflict:7").as_deref(),
+        Some("order referenced by 2 targets: needs a human")
+    );
+    let q = format!("quantity:A:{C640}");
+    assert_eq!(
+        reason(&q).as_deref(),
+        Some("expected -2, broker holds -3: report only"),
+        "{:?}",
+        p.skipped
+    );
+}
+
+#[test]
+fn only_a_take_profit_and_a_stop_on_the_same_legs_pair_into_an_oco_order() {
+    let two = |a: reconcile_core::ProfitTarget, b: reconcile_core::ProfitTarget| {
+        let l = local(
+            NOW,
+            vec![
+                position("45", "A", "QQQ")
+                    .leg(C640, "-2")
+                    .target(a)
+                    .target(b),
+            ],
+            vec![],
+        );
+        let b = broker(NOW, vec![], Some(vec![holding("A", C640, "-2")]));
+        kinds(&planned(
+            &l,
+            &b,
+            Policy {
+                create_missing: true,
+                ..Policy::report_only()
+            },
+        ))
+    };
+    let take = |k: &str, price: &str| closing_target(k).limit(price);
+    let stop = |k: &str| closing_target(k).stop("1.50");
+    let stop_limit = |k: &str| closing_target(k).stop("1.50").limit("1.45");
+    assert_eq!(two(take("a", "0.60"), stop("b")), ["place_oco"]);
+    assert_eq!(two(stop("a"), take("b", "0.60")), ["place_oco"]);
+    assert_eq!(
+        two(take("a", "0.60"), take("b", "0.70")),
+        ["place", "place"]
+    );
+    assert_eq!(two(stop_limit("a"), stop("b")), ["place", "place"]);
+    assert_eq!(two(stop("a"), stop_limit("b")), ["place", "place"]);
+}
