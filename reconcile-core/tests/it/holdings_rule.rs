@@ -388,3 +388,30 @@ fn orders_on_their_way_and_our_own_oco_pair_are_counted_once() {
     );
     assert_eq!(placements(&plan(&r, &placing())), ["place:2:stop_loss"]);
 }
+
+/// An OCO order placed by the plan takes its shares (once, for both exits) from what the plan's
+/// later placements may close.
+#[test]
+fn an_oco_placement_of_this_plan_leaves_no_room_for_a_later_one() {
+    let bracketed = qcom("1", "74", "74").target(
+        target("take_profit")
+            .limit("199.87")
+            .qty("74")
+            .leg("QCOM", Side::Sell, "74"),
+    );
+    let l = local(NOW, vec![bracketed, qcom("2", "74", "74")], vec![]);
+    let b = broker(NOW, vec![], Some(vec![holding("PA3", "QCOM", "74")]));
+    let r = diff(&l, &b, &DiffOptions::default()).unwrap();
+    let p = plan(&r, &placing());
+    assert_eq!(
+        placements(&p),
+        ["place_oco:1:take_profit+stop_loss"],
+        "{:?}",
+        p.skipped
+    );
+    let reason = skipped(&p, "place:2:stop_loss").expect("skipped");
+    assert!(
+        reason.contains("other placements of this plan already close 74"),
+        "{reason}"
+    );
+}
