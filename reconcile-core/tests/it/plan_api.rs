@@ -394,3 +394,158 @@ fn only_a_take_profit_and_a_stop_on_the_same_legs_pair_into_an_oco_order() {
     assert_eq!(two(stop_limit("a"), stop("b")), ["place", "place"]);
     assert_eq!(two(stop("a"), stop_limit("b")), ["place", "place"]);
 }
+
+/// A world for the rails: `positions` open positions (one missing target each, held), `orphans`
+/// orders nobody references (long ago) and `recent` unreferenced orders in flight, and an
+/// untracked equity holding to backfill.
+fn rails_world(
+    positions: usize,
+    orphans: usize,
+    recent: usize,
+) -> (
+    reconcile_core::LocalSnapshot,
+    reconcile_core::BrokerSnapshot,
+) {
+    let sym = |i: usize| format!("QQQ   251219C00{}000", 600 + i);
+    let l = local(
+        NOW,
+        (0..positions)
+            .map(|i| {
+                position(&format!("p{i}"), "A", "QQQ")
+                    .leg(&sym(i), "-1")
+                    .target(target("call_spread").limit("0.60").qty("1").leg(
+                        &sym(i),
+                        Side::BuyToClose,
+                        "1",
+                    ))
+            })
+            .collect(),
+        vec![],
+    );
+    let loose = |id: String, when: &str| {
+        order(&id, "A", "QQQ")
+            .limit("0.10")
+            .leg("QQQ   251219P00400000", Side::BuyToClose, "1")
+            .submitted(when)
+    };
+    let mut orders: Vec<_> = (0..orphans)
+        .map(|i| loose(format!("o{i}"), "2025-11-07T10:00:00Z"))
+        .collect();
+    orders.extend((0..recent).map(|i| loose(format!("r{i}"), "2025-11-07T14:59:50Z")));
+    let mut held: Vec<_> = (0..positions)
+        .map(|i| holding("A", &sym(i), "-1"))
+        .collect();
+    let mut spy = holding("A", "SPY", "10");
+    spy.average_price = Some(dec("600.00"));
+    held.push(spy);
+    (l, broker(NOW, orders, Some(held)))
+}
+
+fn refused(p: &Plan) -> bool {
+    p.refusals
+        .iter()
+        .any(|r| r.contains("probably a broken read"))
+}
+
+#[test]
+fn a_read_looks_broken_when_local_records_are_empty_or_most_orders_orphaned() {
+    let all = || Policy {
+        cancel_orphaned: true,
+        ..Policy::all_fixes()
+    };
+    let check = |positions, orphans, recent, want: bool| {
+        let (l, b) = rails_world(positions, orphans, recent);
+        let p = planned(&l, &b, all());
+        assert_eq!(
+            refused(&p),
+            want,
+            "{positions} {orphans} {recent}: {:?}",
+            p.refusals
+        );
+        if want {
+            assert!(
+                p.actions
+                    .iter()
+                    .all(|a| !a.action.is_destructive() && !a.action.touches_broker())
+            );
+        }
+    };
+    // No local records, nothing working: a backfill is no sign of a broken read.
+    check(0, 0, 0, false);
+    // No local records facing working orders (in flight, not orphaned): refused.
+    check(0, 0, 2, true);
+    // Half the working orders orphaned is not more than half; three of four is.
+    check(2, 1, 1, false);
+    check(2, 3, 1, true);
+    check(2, 2, 2, false);
+    let (l, b) = rails_world(2, 3, 1);
+    let forced = Policy {
+        force: true,
+        ..all()
+    };
+    assert!(!refused(&planned(&l, &b, forced)));
+}
+
+#[test]
+fn over_the_cancel_cap_nothing_destructive_runs_nor_what_waits_on_it() {
+    // One clear (its placement waits on it) and two orphan cancels, cap one: the clear and the
+    // cancels are dropped, and the placement after the clear; an independent placement stays.
+    let gone = position("g", "A", "QQQ").leg(C640, "-1").target(
+        target("call_spread")
+            .limit("0.60")
+            .qty("1")
+            .leg(C640, Side::BuyToClose, "1")
+            .active("77")
+            .placed("2025-11-07T10:00:00Z"),
+    );
+    let (mut l, mut b) = rails_world(1, 2, 2);
+    l.positions.push(gone);
+    b.positions.as_mut().unwrap().push(holding("A", C640, "-1"));
+    let p = planned(
+        &l,
+        &b,
+        Policy {
+            clear_invalid: true,
+            create_missing: true,
+            cancel_orphaned: true,
+            force: true,
+            max_cancels: 1,
+            ..Policy::report_only()
+        },
+    );
+    assert_eq!(kinds(&p), ["place"], "{:?}", p.skipped);
+    assert_eq!(p.actions[0].key, "place:p0:call_spread");
+    let reason = |s: &str| {
+        p.skipped
+            .iter()
+            .find(|x| x.subject == s)
+            .map(|x| x.reason.as_str())
+    };
+    assert_eq!(
+        reason("place:g:call_spread"),
+        Some("depends on a dropped destructive action")
+    );
+    assert!(
+        reason("clear:g:call_spread:77")
+            .unwrap()
+            .contains("exceed the cap of 1")
+    );
+}
+
+#[test]
+fn over_the_placement_cap_nothing_is_placed() {
+    let (l, b) = rails_world(3, 0, 0);
+    let cap = |max_placements| Policy {
+        create_missing: true,
+        max_placements,
+        ..Policy::report_only()
+    };
+    assert_eq!(kinds(&planned(&l, &b, cap(3))), ["place", "place", "place"]);
+    let p = planned(&l, &b, cap(2));
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert!(
+        p.refusals
+            .iter()
+            .any(|r| r.contains("3 placements exceed the cap of 2"))
+    );
+}
