@@ -938,4 +938,17 @@ fn of_two_copies_of_one_instant_the_listing_order_never_decides() {
         let other = run(&l, &broker(NOW, vec![y, x], None));
         assert_eq!(one.to_json().unwrap(), other.to_json().unwrap());
     }
+    // The copy further along wins: the one that says it filled.
+    let mut filled = copy("0.60", OrderStatus::Filled);
+    for leg in &mut filled.legs {
+        leg.filled_quantity = leg.quantity;
+    }
+    let cancelled = copy("0.60", OrderStatus::Cancelled);
+    for orders in [
+        vec![filled.clone(), cancelled.clone()],
+        vec![cancelled, filled],
+    ] {
+        let r = run(&l, &broker(NOW, orders, None));
+        assert_eq!(r.invalid[0].reason, InvalidReason::Filled);
+    }
 }
