@@ -415,3 +415,43 @@ fn an_oco_placement_of_this_plan_leaves_no_room_for_a_later_one() {
         "{reason}"
     );
 }
+
+/// A spread placed by the plan takes its shares of each of its symbols: a later placement on
+/// its second leg finds nothing free.
+#[test]
+fn a_spread_placement_takes_each_of_its_legs_from_what_is_free() {
+    const C640: &str = "QQQ   251219C00640000";
+    const C645: &str = "QQQ   251219C00645000";
+    let spread = position("1", "A", "QQQ")
+        .leg(C640, "-1")
+        .leg(C645, "1")
+        .target(
+            target("call_spread")
+                .limit("0.60")
+                .qty("1")
+                .leg(C640, Side::BuyToClose, "1")
+                .leg(C645, Side::SellToClose, "1"),
+        );
+    let wing =
+        position("2", "A", "QQQ")
+            .leg(C645, "1")
+            .target(
+                target("wing")
+                    .limit("0.20")
+                    .qty("1")
+                    .leg(C645, Side::SellToClose, "1"),
+            );
+    let l = local(NOW, vec![spread, wing], vec![]);
+    let b = broker(
+        NOW,
+        vec![],
+        Some(vec![holding("A", C640, "-1"), holding("A", C645, "1")]),
+    );
+    let p = plan(&diff(&l, &b, &DiffOptions::default()).unwrap(), &placing());
+    assert_eq!(placements(&p), ["place:1:call_spread"], "{:?}", p.skipped);
+    let reason = skipped(&p, "place:2:wing").expect("skipped");
+    assert!(
+        reason.contains("other placements of this plan already close 1"),
+        "{reason}"
+    );
+}
