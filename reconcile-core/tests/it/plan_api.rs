@@ -10,34 +10,33 @@ use reconcile_core::{
 const NOW: &str = "2025-11-07T15:00:00Z";
 const C640: &str = "QQQ   251219C00640000";
 
+/// A position closing 2 of C640 with these targets, held in full.
+fn one_position(
+    targets: Vec<reconcile_core::ProfitTarget>,
+) -> (
+    reconcile_core::LocalSnapshot,
+    reconcile_core::BrokerSnapshot,
+) {
+    let p = targets
+        .into_iter()
+        .fold(position("45", "A", "QQQ").leg(C640, "-2"), |p, t| {
+            p.target(t)
+        });
+    let b = broker(NOW, vec![], Some(vec![holding("A", C640, "-2")]));
+    (local(NOW, vec![p], vec![]), b)
+}
+
 /// A plan with one placement (missing target, holding known) and one clear.
-fn a_plan(limit: Option<&str>, stop: Option<&str>) -> Plan {
-    let mut t = target("call_spread")
-        .qty("1")
-        .leg(C640, Side::BuyToClose, "1");
-    t.limit_price = limit.map(dec);
-    t.stop_price = stop.map(dec);
-    let gone = target("put_spread_1")
+fn a_plan() -> Plan {
+    let gone = closing_target("put_spread_1")
         .limit("0.50")
-        .qty("1")
-        .leg(C640, Side::BuyToClose, "1")
         .active("77")
         .placed("2025-11-07T10:00:00Z");
-    let l = local(
-        NOW,
-        vec![
-            position("45", "A", "QQQ")
-                .leg(C640, "-2")
-                .target(t)
-                .target(gone),
-        ],
-        vec![],
-    );
-    let b = broker(NOW, vec![], Some(vec![holding("A", C640, "-2")]));
-    let r = diff(&l, &b, &DiffOptions::default()).unwrap();
-    plan(
-        &r,
-        &Policy {
+    let (l, b) = one_position(vec![closing_target("call_spread").limit("0.60"), gone]);
+    planned(
+        &l,
+        &b,
+        Policy {
             create_missing: true,
             clear_invalid: true,
             ..Policy::report_only()
@@ -83,7 +82,7 @@ fn a_policy_read_without_the_oco_switch_places_oco_orders() {
 
 #[test]
 fn actions_that_differ_only_in_what_other_orders_close_are_the_same() {
-    let p = a_plan(Some("0.60"), None);
+    let p = a_plan();
     let a = placement(&p).clone();
     let mut b = a.clone();
     let Action::PlaceTarget { spec, .. } = &mut b else {
@@ -150,7 +149,7 @@ fn actions_that_differ_only_in_what_other_orders_close_are_the_same() {
 
 #[test]
 fn which_actions_destroy_and_which_reach_the_broker() {
-    let p = a_plan(Some("0.60"), None);
+    let p = a_plan();
     let place = placement(&p);
     let clear = &p
         .actions
@@ -174,7 +173,7 @@ fn which_actions_destroy_and_which_reach_the_broker() {
 
 #[test]
 fn an_order_of_a_spec_is_a_limit_a_stop_or_a_stop_limit() {
-    let p = a_plan(Some("0.60"), None);
+    let p = a_plan();
     let Action::PlaceTarget { spec, .. } = placement(&p) else {
         unreachable!()
     };
@@ -197,7 +196,7 @@ fn an_order_of_a_spec_is_a_limit_a_stop_or_a_stop_limit() {
 
 #[test]
 fn a_plan_reads_back_from_its_json() {
-    let p = a_plan(Some("0.60"), None);
+    let p = a_plan();
     let json = p.to_json().unwrap();
     assert!(json.ends_with('\n'));
     let back: Plan = serde_json::from_str(&json).unwrap();
@@ -362,17 +361,7 @@ fn conflicts_and_quantity_mismatches_are_left_for_a_person_with_the_reason() {
 #[test]
 fn only_a_take_profit_and_a_stop_on_the_same_legs_pair_into_an_oco_order() {
     let two = |a: reconcile_core::ProfitTarget, b: reconcile_core::ProfitTarget| {
-        let l = local(
-            NOW,
-            vec![
-                position("45", "A", "QQQ")
-                    .leg(C640, "-2")
-                    .target(a)
-                    .target(b),
-            ],
-            vec![],
-        );
-        let b = broker(NOW, vec![], Some(vec![holding("A", C640, "-2")]));
+        let (l, b) = one_position(vec![a, b]);
         kinds(&planned(
             &l,
             &b,
