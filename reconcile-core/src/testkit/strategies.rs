@@ -307,20 +307,10 @@ pub fn scope() -> impl Strategy<Value = Scope> {
         some_of((0..8).map(|i| format!("p{i}")).collect()),
     )
         .prop_map(|(accounts, underlyings, states, positions)| {
-            let mut s = Scope::all();
-            accounts
-                .into_iter()
-                .for_each(|a| s = s.clone().with_account(a));
-            underlyings
-                .into_iter()
-                .for_each(|u| s = s.clone().with_underlying(u));
-            states
-                .into_iter()
-                .for_each(|st| s = s.clone().with_state(st));
-            positions
-                .into_iter()
-                .for_each(|p| s = s.clone().with_position(p.as_str()));
-            s
+            let s = accounts.into_iter().fold(Scope::all(), Scope::with_account);
+            let s = underlyings.into_iter().fold(s, Scope::with_underlying);
+            let s = states.into_iter().fold(s, Scope::with_state);
+            positions.into_iter().fold(s, Scope::with_position)
         });
     prop_oneof![Just(Scope::all()), parts]
 }
@@ -344,7 +334,7 @@ fn build_pair(
 ) -> Case {
     let mut planned = Vec::new();
     let as_of = at(AS_OF);
-    let when = |a: Age| (as_of - a.ago(grace)).to_rfc3339();
+    let when = |a: Age| as_of - a.ago(grace);
     let long_ago = when(Age::LongAgo);
     let recently = when(Age::Recent);
     let mut positions: Vec<Position> = Vec::new();
@@ -365,7 +355,7 @@ fn build_pair(
         let pid = format!("p{pi}");
         let mut p = position(&pid, account, underlying);
         p.state = plan.state;
-        p.opened_at = Some(at(&long_ago));
+        p.opened_at = Some(long_ago);
         // One short leg per target key slot, so each target closes its own leg.
         let n_legs = plan.fates.len().max(1);
         for li in 0..n_legs {
@@ -388,7 +378,7 @@ fn build_pair(
             });
             let mut o = order(&next_order.to_string(), account, underlying);
             o.limit_price = Some(dec(price));
-            o.submitted_at = Some(at(&long_ago));
+            o.submitted_at = Some(long_ago);
             o.legs.push(crate::model::OrderLeg {
                 symbol: crate::Symbol::new(&s),
                 side: Side::BuyToClose,
@@ -430,16 +420,16 @@ fn build_pair(
                 Fate::NotFound { age } => {
                     t.status = TargetStatus::Active;
                     t.order_id = Some(o.id.clone());
-                    t.placed_at = Some(at(&when(age)));
+                    t.placed_at = Some(when(age));
                 }
                 Fate::Unplaced => {}
                 Fate::UnplacedWithOrder => orders.push(o),
                 Fate::Intent { age, sent } => {
                     let cid = format!("rc-gen-{pi}-{ti}");
-                    intents.push(intent(&cid, &pid, KEYS[ti], &when(age)));
+                    intents.push(intent(&cid, &pid, KEYS[ti], &when(age).to_rfc3339()));
                     if sent {
                         o.client_order_id = Some(cid.as_str().into());
-                        o.submitted_at = Some(at(&recently));
+                        o.submitted_at = Some(recently);
                         orders.push(o);
                     }
                 }
@@ -466,10 +456,10 @@ fn build_pair(
                 Fate::Placing { age, sent } => {
                     let cid = format!("rc-placing-{pi}-{ti}");
                     t.client_order_id = Some(cid.as_str().into());
-                    t.placed_at = Some(at(&when(age)));
+                    t.placed_at = Some(when(age));
                     if sent {
                         o.client_order_id = Some(cid.as_str().into());
-                        o.submitted_at = Some(at(&when(age)));
+                        o.submitted_at = Some(when(age));
                         orders.push(o);
                     }
                 }
@@ -532,7 +522,7 @@ fn build_pair(
     for (k, &(submitted, pending)) in orphans.iter().enumerate() {
         let mut o = order(&format!("9{k:03}"), "A1", "QQQ");
         o.limit_price = Some(dec("0.40"));
-        o.submitted_at = submitted.map(|a| at(&when(a)));
+        o.submitted_at = submitted.map(when);
         if pending {
             o.status = OrderStatus::Pending;
         }
