@@ -747,6 +747,7 @@ fn intended(
     t: &reconcile_core::testkit::strategies::Planned,
     shared: &BTreeSet<String>,
     referenced: &BTreeSet<String>,
+    leg_fits: &BTreeSet<(String, String)>,
     l: &LocalSnapshot,
     b: &BrokerSnapshot,
 ) -> Option<Option<String>> {
@@ -840,7 +841,7 @@ fn intended(
         // order fits (its own order, or one another position's target left behind).
         Fate::Unplaced | Fate::UnplacedWithOrder if open => {
             let key = (t.position_id.clone(), t.key.clone());
-            verdict(if by_legs(l, b, referenced).contains(&key) {
+            verdict(if leg_fits.contains(&key) {
                 "adoptable:legs"
             } else {
                 "missing"
@@ -857,7 +858,7 @@ fn intended(
             let within = matches!(age, Age::Recent | Age::AtGrace);
             if sent && !referenced.contains(&t.made_order) {
                 verdict("adoptable:client_order_id")
-            } else if open && by_legs(l, b, referenced).contains(&key) {
+            } else if open && leg_fits.contains(&key) {
                 verdict("adoptable:legs")
             } else if within && ((intent && !sent) || (!intent && open)) {
                 // An intent whose order is not listed waits whatever its position's state (one
@@ -881,7 +882,7 @@ proptest! {
     fn every_target_gets_the_verdict_its_generator_intended(
         case in reconcile_core::testkit::strategies::planned_case()
     ) {
-        use reconcile_core::testkit::strategies::Age;
+        use reconcile_core::testkit::strategies::{Age, Fate};
         let r = diff(&case.local, &case.broker, &case.options).unwrap();
         let got = verdicts(&r);
         // What the scope's accounts, underlyings and states let the diff see; its positions
@@ -902,6 +903,7 @@ proptest! {
         }
         let referenced: BTreeSet<String> = refs.keys().cloned().collect();
         let shared: BTreeSet<String> = refs.into_iter().filter(|(_, n)| *n > 1).map(|(id, _)| id).collect();
+        let fits = by_legs(&l, &b, &referenced);
         for t in &case.targets {
             let key = (t.position_id.clone(), t.key.clone());
             let seen = got.get(&key).cloned().unwrap_or_default();
@@ -919,7 +921,7 @@ proptest! {
                     })
             });
             let want = if seeable && (reported(&t.position_id) || claimants_reported) {
-                intended(t, &shared, &referenced, &l, &b)
+                intended(t, &shared, &referenced, &fits, &l, &b)
             } else {
                 None
             };
@@ -931,13 +933,9 @@ proptest! {
                     "{:?} ({:?}, {:?})", key, t.fate, t.state
                 ),
             }
-        }
-        // Intents: stale once past grace with no order listed, spent when their order is listed
-        // and another target references it, else neither.
-        use reconcile_core::testkit::strategies::Fate;
-        for t in &case.targets {
+            // Intents: stale once past grace with no order listed, spent when their order is
+            // listed and another target references it, else neither.
             let Fate::Intent { age, sent } = t.fate else { continue };
-            let seeable = l.positions.iter().any(|p| p.id.as_str() == t.position_id);
             let named = |list: &[reconcile_core::report::StaleIntent]| list.iter().any(|e| e.position_id.as_str() == t.position_id && e.target_key.as_str() == t.key);
             let past = matches!(age, Age::PastGrace | Age::LongAgo);
             let shown = seeable && reported(&t.position_id);
