@@ -10,8 +10,9 @@ use reconcile_core::{
 const NOW: &str = "2025-11-07T15:00:00Z";
 const C640: &str = "QQQ   251219C00640000";
 
-/// A position closing 2 of C640 with these targets, held in full.
+/// Position 45, short `held` of C640 with these targets, and the broker holding just that.
 fn one_position(
+    held: &str,
     targets: Vec<reconcile_core::ProfitTarget>,
 ) -> (
     reconcile_core::LocalSnapshot,
@@ -19,10 +20,10 @@ fn one_position(
 ) {
     let p = targets
         .into_iter()
-        .fold(position("45", "A", "QQQ").leg(C640, "-2"), |p, t| {
+        .fold(position("45", "A", "QQQ").leg(C640, held), |p, t| {
             p.target(t)
         });
-    let b = broker(NOW, vec![], Some(vec![holding("A", C640, "-2")]));
+    let b = broker(NOW, vec![], Some(vec![holding("A", C640, held)]));
     (local(NOW, vec![p], vec![]), b)
 }
 
@@ -32,7 +33,10 @@ fn a_plan() -> Plan {
         .limit("0.50")
         .active("77")
         .placed("2025-11-07T10:00:00Z");
-    let (l, b) = one_position(vec![closing_target("call_spread").limit("0.60"), gone]);
+    let (l, b) = one_position(
+        "-2",
+        vec![closing_target("call_spread").limit("0.60"), gone],
+    );
     planned(
         &l,
         &b,
@@ -225,20 +229,13 @@ fn closing_target(key: &str) -> reconcile_core::ProfitTarget {
 
 #[test]
 fn an_order_adopted_by_its_legs_is_linked_only_with_adopt() {
-    let l = local(
-        NOW,
-        vec![
-            position("45", "A", "QQQ")
-                .leg(C640, "-1")
-                .target(closing_target("call_spread").limit("0.60")),
-        ],
-        vec![],
+    let (l, mut b) = one_position("-1", vec![closing_target("call_spread").limit("0.60")]);
+    b.orders.push(
+        order("9", "A", "QQQ")
+            .limit("0.60")
+            .leg(C640, Side::BuyToClose, "1")
+            .submitted("2025-11-07T10:00:00Z"),
     );
-    let theirs = order("9", "A", "QQQ")
-        .limit("0.60")
-        .leg(C640, Side::BuyToClose, "1")
-        .submitted("2025-11-07T10:00:00Z");
-    let b = broker(NOW, vec![theirs], Some(vec![holding("A", C640, "-1")]));
     let placing = Policy {
         create_missing: true,
         ..Policy::report_only()
@@ -253,24 +250,17 @@ fn an_order_adopted_by_its_legs_is_linked_only_with_adopt() {
 
 #[test]
 fn a_due_target_whose_order_is_gone_is_placed_only_after_a_clear() {
-    let gone = |state: reconcile_core::PositionState| {
-        local(
-            NOW,
-            vec![
-                position("45", "A", "QQQ")
-                    .state(state)
-                    .leg(C640, "-1")
-                    .target(closing_target("call_spread").limit("0.60").active("77")),
-            ],
-            vec![],
-        )
-    };
-    let cancelled = order("77", "A", "QQQ")
-        .status(reconcile_core::OrderStatus::Cancelled)
-        .limit("0.60")
-        .leg(C640, Side::BuyToClose, "1")
-        .submitted("2025-11-07T10:00:00Z");
-    let b = broker(NOW, vec![cancelled], Some(vec![holding("A", C640, "-1")]));
+    let (open, mut b) = one_position(
+        "-1",
+        vec![closing_target("call_spread").limit("0.60").active("77")],
+    );
+    b.orders.push(
+        order("77", "A", "QQQ")
+            .status(reconcile_core::OrderStatus::Cancelled)
+            .limit("0.60")
+            .leg(C640, Side::BuyToClose, "1")
+            .submitted("2025-11-07T10:00:00Z"),
+    );
     let said = |p: &Plan| {
         p.skipped
             .iter()
@@ -280,12 +270,12 @@ fn a_due_target_whose_order_is_gone_is_placed_only_after_a_clear() {
         create_missing,
         ..Policy::report_only()
     };
-    let open = gone(reconcile_core::PositionState::Open);
     let p = planned(&open, &b, only(true));
     assert!(p.actions.is_empty() && said(&p), "{:?}", p.skipped);
     assert!(!said(&planned(&open, &b, only(false))));
     // A closing position's target is not due: nothing to say about placing it.
-    let closing = gone(reconcile_core::PositionState::Closing);
+    let mut closing = open.clone();
+    closing.positions[0].state = reconcile_core::PositionState::Closing;
     assert!(!said(&planned(&closing, &b, only(true))));
     let both = Policy {
         clear_invalid: true,
@@ -296,16 +286,9 @@ fn a_due_target_whose_order_is_gone_is_placed_only_after_a_clear() {
 
 #[test]
 fn an_intent_whose_order_never_came_is_dropped_by_clearing_or_by_placing() {
-    let l = local(
-        NOW,
-        vec![
-            position("45", "A", "QQQ")
-                .leg(C640, "-1")
-                .target(closing_target("call_spread").limit("0.60")),
-        ],
-        vec![intent("rc-1", "45", "call_spread", "2025-11-07T10:00:00Z")],
-    );
-    let b = broker(NOW, vec![], Some(vec![holding("A", C640, "-1")]));
+    let (mut l, b) = one_position("-1", vec![closing_target("call_spread").limit("0.60")]);
+    l.intents
+        .push(intent("rc-1", "45", "call_spread", "2025-11-07T10:00:00Z"));
     let drops =
         |policy: Policy| kinds(&planned(&l, &b, policy)).contains(&"drop_intent".to_owned());
     assert!(!drops(Policy::report_only()));
@@ -361,7 +344,7 @@ fn conflicts_and_quantity_mismatches_are_left_for_a_person_with_the_reason() {
 #[test]
 fn only_a_take_profit_and_a_stop_on_the_same_legs_pair_into_an_oco_order() {
     let two = |a: reconcile_core::ProfitTarget, b: reconcile_core::ProfitTarget| {
-        let (l, b) = one_position(vec![a, b]);
+        let (l, b) = one_position("-2", vec![a, b]);
         kinds(&planned(
             &l,
             &b,
@@ -480,10 +463,8 @@ fn over_the_cancel_cap_nothing_destructive_runs_nor_what_waits_on_it() {
     // One clear (its placement waits on it) and two orphan cancels, cap one: the clear and the
     // cancels are dropped, and the placement after the clear; an independent placement stays.
     let gone = position("g", "A", "QQQ").leg(C640, "-1").target(
-        target("call_spread")
+        closing_target("call_spread")
             .limit("0.60")
-            .qty("1")
-            .leg(C640, Side::BuyToClose, "1")
             .active("77")
             .placed("2025-11-07T10:00:00Z"),
     );
