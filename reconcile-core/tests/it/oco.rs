@@ -179,11 +179,21 @@ async fn each_target_links_to_its_own_leg_and_a_fill_cancels_the_other() {
     );
 }
 
-#[tokio::test]
-async fn a_lost_oco_answer_is_found_with_its_group_and_not_resent() {
+type Logged = reconcile_core::testkit::Recording<Faulty<InMemoryBroker>>;
+
+/// The QCOM backfill applied once with `fault` on its OCO placement: the broker, the store, the
+/// apply's report and the OCO placement's result.
+async fn apply_with_oco_fault(
+    fault: Fault,
+) -> (
+    Logged,
+    InMemoryStore,
+    reconcile_core::ApplyReport,
+    reconcile_core::ActionResult,
+) {
     let (l, b) = qcom_world();
-    let broker = Faulty::new(InMemoryBroker::from_snapshot(&b));
-    broker.fail_next(Call::PlaceOco, Fault::LoseAnswer);
+    let broker = Logged::new(Faulty::new(InMemoryBroker::from_snapshot(&b)));
+    broker.fail_next(Call::PlaceOco, fault);
     let store = InMemoryStore::from_snapshot(&l);
     let rec = Reconciler::new(&broker, &store).with_policy(backfilling());
     let (_, p) = rec.plan(at(NOW)).await.unwrap();
@@ -195,7 +205,14 @@ async fn a_lost_oco_answer_is_found_with_its_group_and_not_resent() {
         .results
         .iter()
         .find(|r| r.key.starts_with("place_oco:"))
-        .unwrap();
+        .unwrap()
+        .clone();
+    (broker, store, out, r)
+}
+
+#[tokio::test]
+async fn a_lost_oco_answer_is_found_with_its_group_and_not_resent() {
+    let (broker, _, out, r) = apply_with_oco_fault(Fault::LoseAnswer).await;
     assert!(
         r.detail.contains("found after a lost answer"),
         "{}",
@@ -308,28 +325,11 @@ fn an_option_holding_gets_no_equity_bracket_unless_options_have_a_policy() {
 
 #[tokio::test]
 async fn a_refused_oco_order_fails_records_the_error_on_both_exits_and_is_not_looked_for() {
-    let (l, b) = qcom_world();
-    let broker =
-        reconcile_core::testkit::Recording::new(Faulty::new(InMemoryBroker::from_snapshot(&b)));
-    broker.fail_next(
-        Call::PlaceOco,
-        Fault::Fail(reconcile_core::BrokerError::Rejected {
-            broker: "x".into(),
-            message: "insufficient buying power".into(),
-        }),
-    );
-    let store = InMemoryStore::from_snapshot(&l);
-    let rec = Reconciler::new(&broker, &store).with_policy(backfilling());
-    let (_, p) = rec.plan(at(NOW)).await.unwrap();
-    let out = rec
-        .apply(&p, &ApplyOptions::new("oco-3", at(NOW)))
-        .await
-        .unwrap();
-    let r = out
-        .results
-        .iter()
-        .find(|r| r.key.starts_with("place_oco:"))
-        .unwrap();
+    let refused = Fault::Fail(reconcile_core::BrokerError::Rejected {
+        broker: "x".into(),
+        message: "insufficient buying power".into(),
+    });
+    let (broker, store, _, r) = apply_with_oco_fault(refused).await;
     assert_eq!(r.outcome, reconcile_core::Outcome::Failed, "{}", r.detail);
     assert_eq!(
         broker.count(Call::FindByClientOrderId),
