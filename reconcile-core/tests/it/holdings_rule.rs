@@ -40,6 +40,12 @@ fn skipped<'p>(p: &'p Plan, subject: &str) -> Option<&'p str> {
         .map(|s| s.reason.as_str())
 }
 
+/// `subject` was left out of the plan, for a reason that says `why`.
+fn assert_skipped(p: &Plan, subject: &str, why: &str) {
+    let reason = skipped(p, subject).unwrap_or_else(|| panic!("{subject} not skipped"));
+    assert!(reason.contains(why), "{reason}");
+}
+
 /// An open position of `qty` QCOM with one missing stop for `stop_qty` of it.
 fn qcom(id: &str, qty: &str, stop_qty: &str) -> reconcile_core::Position {
     position(id, "PA3", "QCOM").leg("QCOM", qty).target(
@@ -65,11 +71,7 @@ fn a_working_sell_of_theirs_leaves_no_room_for_a_stop() {
     assert_eq!(working[0].quantity, dec("70"));
     let p = plan(&r, &placing());
     assert!(placements(&p).is_empty(), "{:?}", p.actions);
-    let reason = skipped(&p, "place:1:stop_loss").expect("skipped");
-    assert!(
-        reason.contains("working orders already close 70"),
-        "{reason}"
-    );
+    assert_skipped(&p, "place:1:stop_loss", "working orders already close 70");
 }
 
 #[test]
@@ -126,10 +128,10 @@ fn two_positions_share_what_is_held_in_plan_order() {
     assert_eq!(r.quantity_mismatches.len(), 1);
     let p = plan(&r, &placing());
     assert_eq!(placements(&p), ["place:1:stop_loss"]);
-    let reason = skipped(&p, "place:2:stop_loss").expect("skipped");
-    assert!(
-        reason.contains("other placements of this plan already close 50"),
-        "{reason}"
+    assert_skipped(
+        &p,
+        "place:2:stop_loss",
+        "other placements of this plan already close 50",
     );
 }
 
@@ -409,10 +411,10 @@ fn an_oco_placement_of_this_plan_leaves_no_room_for_a_later_one() {
         "{:?}",
         p.skipped
     );
-    let reason = skipped(&p, "place:2:stop_loss").expect("skipped");
-    assert!(
-        reason.contains("other placements of this plan already close 74"),
-        "{reason}"
+    assert_skipped(
+        &p,
+        "place:2:stop_loss",
+        "other placements of this plan already close 74",
     );
 }
 
@@ -449,9 +451,9 @@ fn a_spread_placement_takes_each_of_its_legs_from_what_is_free() {
     );
     let p = plan(&diff(&l, &b, &DiffOptions::default()).unwrap(), &placing());
     assert_eq!(placements(&p), ["place:1:call_spread"], "{:?}", p.skipped);
-    let reason = skipped(&p, "place:2:wing").expect("skipped");
-    assert!(
-        reason.contains("other placements of this plan already close 1"),
-        "{reason}"
+    assert_skipped(
+        &p,
+        "place:2:wing",
+        "other placements of this plan already close 1",
     );
 }
