@@ -30,6 +30,13 @@ fn open_short_call(id: &str) -> reconcile_core::Position {
     )
 }
 
+/// [`open_short_call`] with its target referencing `order_id`, placed at `placed`.
+fn short_call_referencing(id: &str, order_id: &str, placed: &str) -> reconcile_core::Position {
+    let mut p = open_short_call(id);
+    p.targets[0] = p.targets[0].clone().active(order_id).placed(placed);
+    p
+}
+
 fn fixture() -> (TestBroker, InMemoryStore) {
     let l = local(NOW, vec![open_short_call("45")], vec![]);
     let b = broker(NOW, vec![], Some(vec![holding("A", C640, "-1")]));
@@ -574,15 +581,11 @@ mod the_broker_moved_on {
     /// A target whose order `77` the read did not find, cleared against a broker that has
     /// `now` (nothing, or order 77 in a status).
     async fn clear_not_found(now: Option<OrderStatus>) -> (Outcome, reconcile_core::ProfitTarget) {
-        let pos = position("1", "A", "QQQ").leg(C640, "-1").target(
-            target("call_spread")
-                .limit("0.60")
-                .qty("1")
-                .leg(C640, Side::BuyToClose, "1")
-                .active("77")
-                .placed(LONG_AGO),
+        let l = local(
+            NOW,
+            vec![short_call_referencing("1", "77", LONG_AGO)],
+            vec![],
         );
-        let l = local(NOW, vec![pos], vec![]);
         let read = broker(NOW, vec![], Some(vec![holding("A", C640, "-1")]));
         let p = plan_one(
             &l,
@@ -709,14 +712,11 @@ mod the_broker_moved_on {
 
     #[tokio::test]
     async fn a_replace_of_an_order_that_is_no_longer_working_is_skipped_and_not_sent() {
-        let pos = position("1", "A", "QQQ").leg(C640, "-1").target(
-            target("call_spread")
-                .limit("0.60")
-                .qty("1")
-                .leg(C640, Side::BuyToClose, "1")
-                .active("77"),
+        let l = local(
+            NOW,
+            vec![short_call_referencing("1", "77", LONG_AGO)],
+            vec![],
         );
-        let l = local(NOW, vec![pos], vec![]);
         let drifted = |st: OrderStatus| {
             order("77", "A", "QQQ")
                 .status(st)
@@ -761,13 +761,11 @@ mod the_broker_moved_on {
 /// done (or, in a dry run, would be): an unconfirmed clear leaves it skipped, and nothing sent.
 #[tokio::test]
 async fn a_placement_waits_for_the_clear_it_depends_on() {
-    let pos = open_short_call("45");
-    let mut pos = pos;
-    pos.targets[0] = pos.targets[0]
-        .clone()
-        .active("77")
-        .placed("2025-11-07T10:00:00Z");
-    let l = local(NOW, vec![pos], vec![]);
+    let l = local(
+        NOW,
+        vec![short_call_referencing("45", "77", "2025-11-07T10:00:00Z")],
+        vec![],
+    );
     let b = broker(NOW, vec![], Some(vec![holding("A", C640, "-1")]));
     let policy = Policy {
         clear_invalid: true,
