@@ -141,19 +141,17 @@ fn by_client_order_id<'a>(
     oldest_first: &[usize],
     claims: &Claims<'a>,
 ) -> Vec<(usize, Claim<'a>)> {
-    let position_at: FxMap<&str, u32> = ix
-        .positions
-        .iter()
-        .enumerate()
-        .map(|(i, sp)| (sp.position.id.as_str(), i as u32))
-        .collect();
-    // The target an intent names, if it is scoped and not settled.
+    // The target an intent names, if it is scoped and not settled. Positions are sorted by
+    // id: a search, not a map of them all (intents are few; positions may be a million).
     let slot_of = |pid: &str, key: &str| -> Option<Slot> {
-        let pi = *position_at.get(pid)?;
-        let p = ix.positions[pi as usize].position;
+        let pi = ix
+            .positions
+            .binary_search_by(|sp| sp.position.id.as_str().cmp(pid))
+            .ok()?;
+        let p = ix.positions[pi].position;
         let ti = p.targets.iter().position(|t| t.key.as_str() == key)?;
         (!p.targets[ti].status.is_settled()).then_some(Slot {
-            position: pi,
+            position: pi as u32,
             target: ti as u32,
         })
     };
