@@ -4,7 +4,7 @@
 
 use super::{DiffError, DiffOptions};
 use crate::fasthash::FxMap;
-use crate::ids::AccountId;
+use crate::ids::{AccountId, OrderId};
 use crate::model::{Intent, Order, Position, PositionState, ProfitTarget, Side, TargetStatus};
 use crate::report::{Holding, OrderSpec, Scanned};
 use crate::scope::Scope;
@@ -12,10 +12,27 @@ use crate::snapshot::{BrokerSnapshot, LocalSnapshot};
 use crate::symbol::Symbol;
 use chrono::{DateTime, TimeDelta, Utc};
 use rust_decimal::Decimal;
-use std::cell::OnceCell;
+use std::collections::hash_map::Entry;
+use std::ops::Range;
+use std::sync::OnceLock;
 
 /// An (account, symbol) pair of holdings.
 pub(super) type HoldKey<'a> = (&'a AccountId, &'a Symbol);
+
+/// From how many orders and positions in all a diff indexes and judges on two threads.
+/// Below it a thread costs more than it saves.
+const TWO_THREADS_FROM: usize = 50_000;
+
+/// Whether the diff may use a second thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Split {
+    /// From [`TWO_THREADS_FROM`] orders and positions.
+    Auto,
+    /// One thread, whatever the size.
+    Never,
+    /// Two threads, whatever the size (for tests that the two agree).
+    Always,
+}
 
 /// Where a target sits: its position's place in [`Index::positions`], and its own place in that
 /// position's `targets`.
@@ -28,9 +45,9 @@ pub(super) struct Slot {
 /// An order id seen on either side: the broker's order (its latest copy), and how many active
 /// scoped targets reference it.
 #[derive(Clone, Copy)]
-struct Seen<'a> {
-    order: Option<&'a Order>,
-    refs: u32,
+pub(super) struct Seen<'a> {
+    pub order: Option<&'a Order>,
+    pub refs: u32,
 }
 
 /// A scoped position and its targets' places in key order.
@@ -84,12 +101,43 @@ impl Iterator for Places<'_> {
     }
 }
 
+/// A run of positions, and the places in [`Index::referenced`] of their referencing targets.
+pub(super) struct Half {
+    positions: Range<usize>,
+    places: Range<usize>,
+}
+
+impl Half {
+    /// How many referencing targets it holds.
+    pub fn len(&self) -> usize {
+        self.places.len()
+    }
+}
+
+/// An active target that references an order ([`Index::referenced`]).
+pub(super) struct Referencing<'a> {
+    pub slot: Slot,
+    pub position: &'a Position,
+    pub target: &'a ProfitTarget,
+    pub order_id: &'a OrderId,
+    pub seen: Seen<'a>,
+}
+
 pub(super) struct Index<'a> {
     pub local: &'a LocalSnapshot,
     pub broker: &'a BrokerSnapshot,
     pub now: DateTime<Utc>,
     pub grace: TimeDelta,
-    orders: FxMap<&'a str, Seen<'a>>,
+    /// Every order id seen on either side, by its place in `seen`.
+    ids: FxMap<&'a str, u32>,
+    /// What is known of each id: broker orders in listing order, then ids only targets name.
+    seen: Vec<Seen<'a>>,
+    /// For each active target that references an order, in report order, its id's place in
+    /// `seen`: the rules read them ([`Index::referenced`]) without looking the id up again.
+    referenced: Vec<u32>,
+    /// With two threads, where the second half of `positions` begins, and its first place in
+    /// `referenced`.
+    halves: Option<(usize, usize)>,
     /// Scoped positions in state pending, open or closing, by id.
     pub positions: Vec<ScopedPosition<'a>>,
     /// Targets that reference no order (unplaced, or active without an id), in report order.
@@ -106,7 +154,7 @@ pub(super) struct Index<'a> {
     pub held: Option<FxMap<HoldKey<'a>, Decimal>>,
     scope: &'a Scope,
     /// What working orders commit to closing, built on first use (only a spec needs it).
-    commitments: OnceCell<FxMap<HoldKey<'a>, Vec<Commit<'a>>>>,
+    commitments: OnceLock<FxMap<HoldKey<'a>, Vec<Commit<'a>>>>,
 }
 
 /// What one exclusion group of working orders (an OCO group, else one order) would still buy
@@ -155,72 +203,93 @@ impl<'a> Index<'a> {
         local: &'a LocalSnapshot,
         broker: &'a BrokerSnapshot,
         options: &'a DiffOptions,
+        split: Split,
     ) -> Result<Self, DiffError> {
         let scope = &options.scope;
         let now = options.now.unwrap_or(broker.as_of);
         let held = held_quantities(broker, scope)?;
 
-        let mut orders: FxMap<&str, Seen<'_>> = FxMap::default();
-        orders.reserve(broker.orders.len() + broker.orders.len() / 16);
-        for o in &broker.orders {
-            orders
-                .entry(o.id.as_str())
-                .and_modify(|cur| {
-                    if cur.order.is_none_or(|c| newer(o, c)) {
-                        cur.order = Some(o);
-                    }
+        let two_threads = match split {
+            Split::Auto => broker.orders.len() + local.positions.len() >= TWO_THREADS_FROM,
+            Split::Never => false,
+            Split::Always => true,
+        };
+        // The orders and the positions are indexed apart from each other: at scale, on two
+        // threads at once.
+        let ((mut ids, mut seen), positions) = if two_threads {
+            std::thread::scope(|s| {
+                let positions = s.spawn(|| scoped_positions(local, scope));
+                let orders = orders_by_id(broker);
+                (orders, join(positions))
+            })
+        } else {
+            (orders_by_id(broker), scoped_positions(local, scope))
+        };
+
+        // References: every active target with an order id counts once for that id. The ids
+        // are looked up on one thread or two (each over half of the targets); ids no order has
+        // are added after, in report order.
+        let targets: usize = positions.iter().map(|sp| sp.position.targets.len()).sum();
+        let mut middle = positions.len();
+        if two_threads {
+            let mut visited = 0usize;
+            middle = positions
+                .iter()
+                .position(|sp| {
+                    visited += sp.position.targets.len();
+                    visited > targets / 2
                 })
-                .or_insert(Seen {
-                    order: Some(o),
+                .map_or(positions.len(), |pi| pi + 1);
+        }
+        let (mut part, halves) = if middle < positions.len() {
+            std::thread::scope(|s| {
+                let (ids, positions) = (&ids, &positions);
+                let later = s.spawn(move || references(ids, positions, middle..positions.len(), 0));
+                let mut part = references(ids, positions, 0..middle, targets);
+                let split = part.places.len();
+                let later = join(later);
+                part.unlisted
+                    .extend(later.unlisted.into_iter().map(|(at, id)| (at + split, id)));
+                part.places.extend(later.places);
+                part.unplaced.extend(later.unplaced);
+                (part, Some((middle, split)))
+            })
+        } else {
+            (
+                references(&ids, &positions, 0..positions.len(), targets),
+                None,
+            )
+        };
+        for &(at, id) in &part.unlisted {
+            let k = *ids.entry(id).or_insert_with(|| {
+                seen.push(Seen {
+                    order: None,
                     refs: 0,
                 });
+                (seen.len() - 1) as u32
+            });
+            part.places[at] = k;
         }
-
-        let mut scoped: Vec<&Position> = local
-            .positions
-            .iter()
-            .filter(|p| p.state != PositionState::Closed && scope.includes_position(p))
-            .collect();
-        scoped.sort_by(|a, b| a.id.cmp(&b.id));
-        let positions: Vec<ScopedPosition<'_>> =
-            scoped.into_iter().map(ScopedPosition::new).collect();
-
-        // References: every active target with an order id counts once for that id.
-        let mut unplaced = Vec::new();
-        for (pi, sp) in positions.iter().enumerate() {
-            for (ti, t) in sp.targets() {
-                if t.status.is_settled() {
-                    continue;
-                }
-                match referenced_id(t) {
-                    Some(id) => {
-                        orders
-                            .entry(id)
-                            .or_insert(Seen {
-                                order: None,
-                                refs: 0,
-                            })
-                            .refs += 1;
-                    }
-                    None => unplaced.push(Slot {
-                        position: pi as u32,
-                        target: ti,
-                    }),
-                }
-            }
+        for &k in &part.places {
+            seen[k as usize].refs += 1;
         }
+        let References {
+            places: referenced,
+            unplaced,
+            ..
+        } = part;
 
         let mut orders_by_cid: FxMap<&str, Vec<&Order>> = FxMap::default();
         let mut loose = Vec::new();
         let mut working_in_scope = 0usize;
-        for seen in orders.values() {
-            let Some(o) = seen.order else { continue };
+        for s in &seen {
+            let Some(o) = s.order else { continue };
             if let Some(c) = &o.client_order_id {
                 orders_by_cid.entry(c.as_str()).or_default().push(o);
             }
             if o.status.is_working() && scope.includes(&o.account, &o.underlying) {
                 working_in_scope += 1;
-                if seen.refs == 0 {
+                if s.refs == 0 {
                     loose.push(o);
                 }
             }
@@ -245,7 +314,10 @@ impl<'a> Index<'a> {
             broker,
             now,
             grace: options.grace,
-            orders,
+            ids,
+            seen,
+            referenced,
+            halves,
             positions,
             unplaced,
             loose,
@@ -255,7 +327,7 @@ impl<'a> Index<'a> {
             orders_by_cid,
             held,
             scope,
-            commitments: OnceCell::new(),
+            commitments: OnceLock::new(),
         })
     }
 
@@ -268,8 +340,8 @@ impl<'a> Index<'a> {
     fn commitments(&self) -> &FxMap<HoldKey<'a>, Vec<Commit<'a>>> {
         self.commitments.get_or_init(|| {
             let mut by_key: FxMap<HoldKey<'a>, Vec<Commit<'a>>> = FxMap::default();
-            for seen in self.orders.values() {
-                let Some(o) = seen.order else { continue };
+            for s in &self.seen {
+                let Some(o) = s.order else { continue };
                 if !o.status.is_working() || !self.scope.includes(&o.account, &o.underlying) {
                     continue;
                 }
@@ -363,18 +435,81 @@ impl<'a> Index<'a> {
 
     /// The broker's order with this id (its latest copy), if the broker listed it.
     pub fn order(&self, id: &str) -> Option<&'a Order> {
-        self.orders.get(id).and_then(|s| s.order)
-    }
-
-    /// The broker's order with this id and how many active scoped targets reference it, in
-    /// one lookup.
-    pub fn order_and_references(&self, id: &str) -> (Option<&'a Order>, u32) {
-        self.orders.get(id).map_or((None, 0), |s| (s.order, s.refs))
+        self.seen_id(id).and_then(|s| s.order)
     }
 
     /// How many active scoped targets reference this order id.
     pub fn references(&self, id: &str) -> u32 {
-        self.orders.get(id).map_or(0, |s| s.refs)
+        self.seen_id(id).map_or(0, |s| s.refs)
+    }
+
+    fn seen_id(&self, id: &str) -> Option<&Seen<'a>> {
+        self.ids.get(id).map(|&k| &self.seen[k as usize])
+    }
+
+    /// How many targets [`Index::referenced`] yields.
+    pub fn referenced_len(&self) -> usize {
+        self.referenced.len()
+    }
+
+    /// Every active target that references an order, in report order: its slot, position,
+    /// target and order id, and what is known of that id (the broker's order, its latest copy,
+    /// and how many active scoped targets reference it).
+    pub fn referenced(&self) -> impl Iterator<Item = Referencing<'a>> + '_ {
+        self.referenced_in(Half {
+            positions: 0..self.positions.len(),
+            places: 0..self.referenced.len(),
+        })
+    }
+
+    /// The two halves of [`Index::referenced`] that two threads judge, when the index was built
+    /// for two.
+    pub fn halves(&self) -> Option<[Half; 2]> {
+        let (p, r) = self.halves?;
+        Some([
+            Half {
+                positions: 0..p,
+                places: 0..r,
+            },
+            Half {
+                positions: p..self.positions.len(),
+                places: r..self.referenced.len(),
+            },
+        ])
+    }
+
+    /// [`Index::referenced`] of one half.
+    pub fn referenced_in(&self, half: Half) -> impl Iterator<Item = Referencing<'a>> + '_ {
+        let first = half.positions.start;
+        self.positions[half.positions]
+            .iter()
+            .zip(first..)
+            .flat_map(move |(sp, pi)| {
+                let p = sp.position;
+                sp.targets().filter_map(move |(ti, t)| {
+                    let id = t
+                        .order_id
+                        .as_ref()
+                        .filter(|_| t.status == TargetStatus::Active)?;
+                    Some((
+                        Slot {
+                            position: pi as u32,
+                            target: ti,
+                        },
+                        p,
+                        t,
+                        id,
+                    ))
+                })
+            })
+            .zip(&self.referenced[half.places])
+            .map(|((slot, position, target, order_id), &k)| Referencing {
+                slot,
+                position,
+                target,
+                order_id,
+                seen: self.seen[k as usize],
+            })
     }
 
     /// Whether `t` is no longer ago than the grace period.
@@ -491,6 +626,96 @@ pub(super) fn order_spec(
     }
 }
 
+/// Every order id the broker listed, by its place in `seen`, and what is known of each: its
+/// latest copy. Each id is hashed once here and once per reference; everything after reads
+/// `seen` by place, in listing order, rather than by a lookup that lands anywhere in memory.
+fn orders_by_id(broker: &BrokerSnapshot) -> (FxMap<&str, u32>, Vec<Seen<'_>>) {
+    let mut ids: FxMap<&str, u32> = FxMap::default();
+    ids.reserve(broker.orders.len() + broker.orders.len() / 16);
+    let mut seen: Vec<Seen<'_>> = Vec::with_capacity(broker.orders.len());
+    for o in &broker.orders {
+        match ids.entry(o.id.as_str()) {
+            Entry::Occupied(e) => {
+                let cur = &mut seen[*e.get() as usize];
+                if cur.order.is_none_or(|c| newer(o, c)) {
+                    cur.order = Some(o);
+                }
+            }
+            Entry::Vacant(e) => {
+                e.insert(seen.len() as u32);
+                seen.push(Seen {
+                    order: Some(o),
+                    refs: 0,
+                });
+            }
+        }
+    }
+    (ids, seen)
+}
+
+/// The references of one run of positions: for each active target with an order id, the id's
+/// place in `seen` (`u32::MAX` where no order has it yet); those ids, by their place in
+/// `places`; and the targets that reference no order.
+struct References<'a> {
+    places: Vec<u32>,
+    unlisted: Vec<(usize, &'a str)>,
+    unplaced: Vec<Slot>,
+}
+
+/// The [`References`] of the targets of `positions[run]`; `room` is how many to make room for.
+fn references<'a>(
+    ids: &FxMap<&'a str, u32>,
+    positions: &[ScopedPosition<'a>],
+    run: Range<usize>,
+    room: usize,
+) -> References<'a> {
+    let mut out = References {
+        places: Vec::with_capacity(room),
+        unlisted: Vec::new(),
+        unplaced: Vec::new(),
+    };
+    let first = run.start;
+    for (sp, pi) in positions[run].iter().zip(first..) {
+        for (ti, t) in sp.targets() {
+            if t.status.is_settled() {
+                continue;
+            }
+            match referenced_id(t) {
+                Some(id) => {
+                    let k = ids.get(id).copied().unwrap_or_else(|| {
+                        out.unlisted.push((out.places.len(), id));
+                        u32::MAX
+                    });
+                    out.places.push(k);
+                }
+                None => out.unplaced.push(Slot {
+                    position: pi as u32,
+                    target: ti,
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// Positions in scope in state pending, open or closing, by id.
+fn scoped_positions<'a>(local: &'a LocalSnapshot, scope: &Scope) -> Vec<ScopedPosition<'a>> {
+    let mut scoped: Vec<&Position> = local
+        .positions
+        .iter()
+        .filter(|p| p.state != PositionState::Closed && scope.includes_position(p))
+        .collect();
+    scoped.sort_by(|a, b| a.id.cmp(&b.id));
+    scoped.into_iter().map(ScopedPosition::new).collect()
+}
+
+/// What a scoped thread returned; its panic, should it have one, goes on in the caller.
+pub(super) fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// Scoped holdings, summed per (account, symbol); `None` when the broker's are unknown.
 fn held_quantities<'a>(
     broker: &'a BrokerSnapshot,
@@ -517,6 +742,10 @@ fn held_quantities<'a>(
 
 /// Scoped intents, one per client order id, by client order id (`Scope::includes_intent`).
 fn scoped_intents<'a>(local: &'a LocalSnapshot, scope: &Scope) -> Vec<&'a Intent> {
+    if local.intents.is_empty() {
+        // Not even the positions by id: at a million targets that map alone costs tens of ms.
+        return Vec::new();
+    }
     let by_id: FxMap<&str, &Position> =
         local.positions.iter().map(|p| (p.id.as_str(), p)).collect();
     let mut out: Vec<&Intent> = local

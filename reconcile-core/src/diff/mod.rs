@@ -31,6 +31,7 @@ use crate::snapshot::{BrokerSnapshot, LocalSnapshot};
 use crate::symbol::Symbol;
 use chrono::{DateTime, TimeDelta, Utc};
 use index::Index;
+pub(crate) use index::Split;
 
 /// Options of a diff.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +79,17 @@ pub fn diff(
     broker: &BrokerSnapshot,
     options: &DiffOptions,
 ) -> Result<Report, DiffError> {
-    let ix = Index::build(local, broker, options)?;
+    diff_split(local, broker, options, Split::Auto)
+}
+
+/// [`diff`], with one thread or two as `split` says: the same report either way.
+pub(crate) fn diff_split(
+    local: &LocalSnapshot,
+    broker: &BrokerSnapshot,
+    options: &DiffOptions,
+    split: Split,
+) -> Result<Report, DiffError> {
+    let ix = Index::build(local, broker, options, split)?;
     let mut r = Report::empty(ix.now);
 
     let referenced = referenced::judge(&ix);

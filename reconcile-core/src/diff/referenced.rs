@@ -9,7 +9,7 @@
 //! targets is a **conflict**, reported for a human and judged no further.
 
 use super::drift::drift;
-use super::index::{Index, Slot, group_of};
+use super::index::{Index, Referencing, Seen, Slot, group_of, join};
 use crate::fasthash::FxMap;
 use crate::ids::OrderId;
 use crate::model::{Order, OrderStatus, PositionState};
@@ -28,38 +28,92 @@ pub(super) struct Referenced<'a> {
     pub replacements: FxMap<&'a str, Slot>,
 }
 
+/// What one run of referencing targets came to; conflicts by order id, not yet complete.
+struct Part<'a> {
+    matched: Vec<Matched>,
+    drifted: Vec<Drifted>,
+    invalid: Vec<Invalid>,
+    in_flight: Vec<InFlight>,
+    conflicts: BTreeMap<&'a str, Vec<TargetRef>>,
+    replacements: FxMap<&'a str, Slot>,
+}
+
 pub(super) fn judge<'a>(ix: &Index<'a>) -> Referenced<'a> {
-    let mut out = Referenced {
-        matched: Vec::new(),
+    // Most referenced orders match: room for all of them at once, not a doubling at a time.
+    let all = ix.referenced_len();
+    let out = match ix.halves() {
+        None => judge_part(ix.referenced(), ix, all),
+        Some([first, second]) => std::thread::scope(|s| {
+            let n = second.len();
+            let later = s.spawn(move || judge_part(ix.referenced_in(second), ix, n));
+            let mut out = judge_part(ix.referenced_in(first), ix, all);
+            let later = join(later);
+            // In report order: the first half's positions come before the second's.
+            out.matched.extend(later.matched);
+            out.drifted.extend(later.drifted);
+            out.invalid.extend(later.invalid);
+            out.in_flight.extend(later.in_flight);
+            for (id, targets) in later.conflicts {
+                out.conflicts.entry(id).or_default().extend(targets);
+            }
+            // As one thread would have it: of two claims on one replacement, the later.
+            out.replacements.extend(later.replacements);
+            out
+        }),
+    };
+    Referenced {
+        matched: out.matched,
+        drifted: out.drifted,
+        invalid: out.invalid,
+        in_flight: out.in_flight,
+        conflicts: out
+            .conflicts
+            .into_iter()
+            .map(|(order_id, targets)| Conflict {
+                order_id: OrderId::new(order_id),
+                targets,
+            })
+            .collect(),
+        replacements: out.replacements,
+    }
+}
+
+/// Judges one run of referencing targets; `room` is how many matches to make room for.
+fn judge_part<'a>(
+    targets: impl Iterator<Item = Referencing<'a>>,
+    ix: &Index<'a>,
+    room: usize,
+) -> Part<'a> {
+    let mut out = Part {
+        matched: Vec::with_capacity(room),
         drifted: Vec::new(),
         invalid: Vec::new(),
         in_flight: Vec::new(),
-        conflicts: Vec::new(),
+        conflicts: BTreeMap::new(),
         replacements: FxMap::default(),
     };
-    let mut conflicts: BTreeMap<&str, Vec<TargetRef>> = BTreeMap::new();
-    for (pi, sp) in ix.positions.iter().enumerate() {
-        let p = sp.position;
-        for (ti, t) in sp.targets() {
-            let Some(id) = t
-                .order_id
-                .as_ref()
-                .filter(|_| t.status == crate::model::TargetStatus::Active)
-            else {
-                continue;
-            };
-            let (order, references) = ix.order_and_references(id.as_str());
+    for Referencing {
+        slot,
+        position: p,
+        target: t,
+        order_id: id,
+        seen: Seen {
+            order,
+            refs: references,
+        },
+    } in targets
+    {
+        {
             if references > 1 {
-                conflicts.entry(id.as_str()).or_default().push(TargetRef {
-                    position_id: p.id.clone(),
-                    target_key: t.key.clone(),
-                });
+                out.conflicts
+                    .entry(id.as_str())
+                    .or_default()
+                    .push(TargetRef {
+                        position_id: p.id.clone(),
+                        target_key: t.key.clone(),
+                    });
                 continue;
             }
-            let slot = Slot {
-                position: pi as u32,
-                target: ti,
-            };
             let due = p.state == PositionState::Open;
             match order {
                 Some(o) if o.status.is_working() => match drift(t, o) {
@@ -123,13 +177,6 @@ pub(super) fn judge<'a>(ix: &Index<'a>) -> Referenced<'a> {
             }
         }
     }
-    out.conflicts = conflicts
-        .into_iter()
-        .map(|(order_id, targets)| Conflict {
-            order_id: OrderId::new(order_id),
-            targets,
-        })
-        .collect();
     out
 }
 

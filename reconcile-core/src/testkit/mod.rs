@@ -17,6 +17,31 @@ pub use faulty::{Fault, Faulty, Recording};
 /// The store conformance suite under its former name.
 pub use store_conformance as conformance;
 
+/// [`diff`](crate::diff) on two threads whatever the size (by itself it takes a second thread
+/// only from 50,000 orders and positions), for tests that one thread and two agree.
+///
+/// # Errors
+/// As [`diff`](crate::diff).
+pub fn diff_on_two_threads(
+    local: &crate::LocalSnapshot,
+    broker: &crate::BrokerSnapshot,
+    options: &crate::DiffOptions,
+) -> Result<crate::Report, crate::DiffError> {
+    crate::diff::diff_split(local, broker, options, crate::diff::Split::Always)
+}
+
+/// [`diff`](crate::diff) on one thread whatever the size.
+///
+/// # Errors
+/// As [`diff`](crate::diff).
+pub fn diff_on_one_thread(
+    local: &crate::LocalSnapshot,
+    broker: &crate::BrokerSnapshot,
+    options: &crate::DiffOptions,
+) -> Result<crate::Report, crate::DiffError> {
+    crate::diff::diff_split(local, broker, options, crate::diff::Split::Never)
+}
+
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

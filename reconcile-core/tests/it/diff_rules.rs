@@ -952,3 +952,55 @@ fn of_two_copies_of_one_instant_the_listing_order_never_decides() {
         assert_eq!(r.invalid[0].reason, InvalidReason::Filled);
     }
 }
+
+#[test]
+fn what_spans_the_two_threads_halves_comes_out_as_on_one_thread() {
+    use reconcile_core::testkit::{diff_on_one_thread, diff_on_two_threads};
+    // Ten positions: two threads take five each. Across the halves: one listed order referenced
+    // from both ends, one unlisted id referenced from both, and two replaced orders whose
+    // replacements end at the same working order.
+    let refs = [
+        "shared", "u1", "r1", "o3", "o4", "o5", "o6", "r2", "u1", "shared",
+    ];
+    let positions = refs
+        .iter()
+        .enumerate()
+        .map(|(i, id)| condor(&format!("p{i:02}")).target(spread_target("call_spread").active(id)))
+        .collect();
+    let l = local(NOW, positions, vec![]);
+    let mut orders = vec![
+        spread_order("shared"),
+        spread_order("r1").replaced_by("n"),
+        spread_order("r2").replaced_by("n"),
+        spread_order("n"),
+    ];
+    orders.extend(["o3", "o4", "o5", "o6"].map(spread_order));
+    let b = broker(NOW, orders, None);
+    let o = DiffOptions::default();
+    let one = diff_on_one_thread(&l, &b, &o).unwrap();
+    let two = diff_on_two_threads(&l, &b, &o).unwrap();
+    assert_eq!(one.to_json().unwrap(), two.to_json().unwrap());
+    assert_eq!(one, two);
+    assert_eq!(one, run(&l, &b));
+
+    let conflicts: Vec<(&str, Vec<&str>)> = two
+        .conflicts
+        .iter()
+        .map(|c| {
+            let targets = c.targets.iter().map(|t| t.position_id.as_str()).collect();
+            (c.order_id.as_str(), targets)
+        })
+        .collect();
+    assert_eq!(
+        conflicts,
+        [("shared", vec!["p00", "p09"]), ("u1", vec!["p01", "p08"])]
+    );
+    assert_eq!(two.summary.matched, 4);
+    assert_eq!(two.summary.invalid, 2, "{:?}", two.invalid);
+    assert_eq!(two.adoptable.len(), 1);
+    assert_eq!(
+        two.adoptable[0].position_id.as_str(),
+        "p07",
+        "of two claims on one replacement the later position's, as on one thread"
+    );
+}

@@ -306,6 +306,17 @@ proptest! {
     }
 
     #[test]
+    fn one_thread_and_two_give_the_same_report((l, b) in snapshot_pair(), case in reconcile_core::testkit::strategies::planned_case()) {
+        use reconcile_core::testkit::{diff_on_one_thread, diff_on_two_threads};
+        for (l, b, o) in [(&l, &b, &DiffOptions::default()), (&case.local, &case.broker, &case.options)] {
+            let one = diff_on_one_thread(l, b, o).unwrap();
+            let two = diff_on_two_threads(l, b, o).unwrap();
+            prop_assert_eq!(one.to_json().unwrap(), two.to_json().unwrap());
+            prop_assert_eq!(one, two);
+        }
+    }
+
+    #[test]
     fn shuffled_inputs_give_byte_identical_json(
         (l, b) in snapshot_pair(),
         seed_l in permutation(8),
