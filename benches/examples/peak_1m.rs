@@ -1,4 +1,5 @@
-//! One diff at 1M targets, then the process's peak resident memory (VmHWM) and the time taken:
+//! One diff at 1M targets, then the process's peak resident memory (VmHWM) and the time taken,
+//! then the same diff kept to one thread:
 //! `cargo run --release -p reconcile-benches --example peak_1m`.
 
 use reconcile_benches::{baseline, fast_baseline, workload};
@@ -44,4 +45,14 @@ fn main() {
         ),
         Err(e) => eprintln!("diff failed: {e}"),
     }
+    let t = Instant::now();
+    let r = reconcile_core::testkit::diff_on_one_thread(&local, &broker, &DiffOptions::default());
+    let took = t.elapsed();
+    if let Err(e) = r {
+        eprintln!("diff on one thread failed: {e}");
+    }
+    println!(
+        "diff of {n} targets on one thread: {took:?}, {}% of the fast baseline's time",
+        took.as_micros() * 100 / fast.as_micros().max(1),
+    );
 }
