@@ -25,6 +25,10 @@ const TWO_THREADS_FROM: usize = 50_000;
 
 /// Whether the diff may use a second thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    not(feature = "testkit"),
+    expect(dead_code, reason = "only the test kit asks for one thread or two")
+)]
 pub(crate) enum Split {
     /// From [`TWO_THREADS_FROM`] orders and positions.
     Auto,
