@@ -250,13 +250,17 @@ impl<'a> Index<'a> {
                 let (ids, positions) = (&ids, &positions);
                 let later = s.spawn(move || references(ids, positions, middle..positions.len(), 0));
                 let mut part = references(ids, positions, 0..middle, targets);
-                let split = part.places.len();
+                let first_places = part.places.len();
                 let later = join(later);
-                part.unlisted
-                    .extend(later.unlisted.into_iter().map(|(at, id)| (at + split, id)));
+                part.unlisted.extend(
+                    later
+                        .unlisted
+                        .into_iter()
+                        .map(|(at, id)| (at + first_places, id)),
+                );
                 part.places.extend(later.places);
                 part.unplaced.extend(later.unplaced);
-                (part, Some((middle, split)))
+                (part, Some((middle, first_places)))
             })
         } else {
             (
