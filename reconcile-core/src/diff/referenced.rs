@@ -103,78 +103,76 @@ fn judge_part<'a>(
         },
     } in targets
     {
-        {
-            if references > 1 {
-                out.conflicts
-                    .entry(id.as_str())
-                    .or_default()
-                    .push(TargetRef {
-                        position_id: p.id.clone(),
-                        target_key: t.key.clone(),
-                    });
-                continue;
-            }
-            let due = p.state == PositionState::Open;
-            match order {
-                Some(o) if o.status.is_working() => match drift(t, o) {
-                    None => out.matched.push(Matched {
-                        position_id: p.id.clone(),
-                        target_key: t.key.clone(),
-                        order_id: id.clone(),
-                    }),
-                    Some(d) => out.drifted.push(Drifted {
-                        position_id: p.id.clone(),
-                        target_key: t.key.clone(),
-                        order_id: id.clone(),
-                        field: d.field,
-                        expected: d.expected,
-                        actual: d.actual,
-                        account: p.account.clone(),
-                        spec: ix.spec(p, t, Some(group_of(o))),
-                    }),
-                },
-                Some(o) => {
-                    let reason = InvalidReason::from_status(o.status);
-                    let replaced_by = if reason == InvalidReason::Replaced {
-                        replacement(ix, o)
-                    } else {
-                        None
-                    };
-                    if let Some(n) = replaced_by {
-                        out.replacements.insert(n.id.as_str(), slot);
-                    }
-                    let spec = (reason != InvalidReason::Filled && replaced_by.is_none())
-                        .then(|| ix.spec(p, t, Some(group_of(o))));
-                    out.invalid.push(Invalid {
-                        position_id: p.id.clone(),
-                        target_key: t.key.clone(),
-                        order_id: id.clone(),
-                        reason,
-                        account: p.account.clone(),
-                        replaced_by: replaced_by.map(|n| n.id.clone()),
-                        spec,
-                        due,
-                    });
-                }
-                None if t.placed_at.is_some_and(|at| ix.within_grace(at)) => {
-                    out.in_flight.push(InFlight::target(
-                        &p.id,
-                        &t.key,
-                        Some(id),
-                        t.client_order_id.as_ref(),
-                    ));
-                }
-                None => out.invalid.push(Invalid {
+        if references > 1 {
+            out.conflicts
+                .entry(id.as_str())
+                .or_default()
+                .push(TargetRef {
+                    position_id: p.id.clone(),
+                    target_key: t.key.clone(),
+                });
+            continue;
+        }
+        let due = p.state == PositionState::Open;
+        match order {
+            Some(o) if o.status.is_working() => match drift(t, o) {
+                None => out.matched.push(Matched {
                     position_id: p.id.clone(),
                     target_key: t.key.clone(),
                     order_id: id.clone(),
-                    reason: InvalidReason::NotFound,
-                    account: p.account.clone(),
-                    replaced_by: None,
-                    spec: Some(ix.spec(p, t, Some(id.as_str()))),
-                    due,
                 }),
+                Some(d) => out.drifted.push(Drifted {
+                    position_id: p.id.clone(),
+                    target_key: t.key.clone(),
+                    order_id: id.clone(),
+                    field: d.field,
+                    expected: d.expected,
+                    actual: d.actual,
+                    account: p.account.clone(),
+                    spec: ix.spec(p, t, Some(group_of(o))),
+                }),
+            },
+            Some(o) => {
+                let reason = InvalidReason::from_status(o.status);
+                let replaced_by = if reason == InvalidReason::Replaced {
+                    replacement(ix, o)
+                } else {
+                    None
+                };
+                if let Some(n) = replaced_by {
+                    out.replacements.insert(n.id.as_str(), slot);
+                }
+                let spec = (reason != InvalidReason::Filled && replaced_by.is_none())
+                    .then(|| ix.spec(p, t, Some(group_of(o))));
+                out.invalid.push(Invalid {
+                    position_id: p.id.clone(),
+                    target_key: t.key.clone(),
+                    order_id: id.clone(),
+                    reason,
+                    account: p.account.clone(),
+                    replaced_by: replaced_by.map(|n| n.id.clone()),
+                    spec,
+                    due,
+                });
             }
+            None if t.placed_at.is_some_and(|at| ix.within_grace(at)) => {
+                out.in_flight.push(InFlight::target(
+                    &p.id,
+                    &t.key,
+                    Some(id),
+                    t.client_order_id.as_ref(),
+                ));
+            }
+            None => out.invalid.push(Invalid {
+                position_id: p.id.clone(),
+                target_key: t.key.clone(),
+                order_id: id.clone(),
+                reason: InvalidReason::NotFound,
+                account: p.account.clone(),
+                replaced_by: None,
+                spec: Some(ix.spec(p, t, Some(id.as_str()))),
+                due,
+            }),
         }
     }
     out
