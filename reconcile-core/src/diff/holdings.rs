@@ -173,7 +173,7 @@ fn stale_positions<'a>(
     for sp in &stale {
         for (_, t) in sp.targets() {
             if let Some(id) = referenced_id(t) {
-                *stale_refs.entry(id).or_default() += 1;
+                *stale_refs.entry(id.as_str()).or_default() += 1;
             }
         }
     }
@@ -190,7 +190,7 @@ fn stale_positions<'a>(
         let mut working_orders: Vec<OrderId> = sp
             .targets()
             .filter_map(|(_, t)| {
-                let id = referenced_id(t)?;
+                let id = referenced_id(t)?.as_str();
                 ix.order(id)
                     .filter(|o| o.status.is_working())
                     .filter(|_| stale_refs.get(id) == Some(&ix.references(id)))

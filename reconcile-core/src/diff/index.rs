@@ -379,7 +379,7 @@ impl<'a> Index<'a> {
                     if t.status.is_settled() {
                         continue;
                     }
-                    match referenced_id(t) {
+                    match referenced_id(t).map(OrderId::as_str) {
                         Some(id) if self.order(id).is_none() => on_the_way(p, t, id),
                         None if t.placed_at.is_some_and(|at| self.within_grace(at)) => {
                             // Its own client order id, else its position's: the exits of one
@@ -495,10 +495,7 @@ impl<'a> Index<'a> {
             .flat_map(move |(sp, pi)| {
                 let p = sp.position;
                 sp.targets().filter_map(move |(ti, t)| {
-                    let id = t
-                        .order_id
-                        .as_ref()
-                        .filter(|_| t.status == TargetStatus::Active)?;
+                    let id = referenced_id(t)?;
                     Some((
                         Slot {
                             position: pi as u32,
@@ -597,9 +594,9 @@ impl<'a> Index<'a> {
 }
 
 /// The order id an active target references.
-pub(super) fn referenced_id(t: &ProfitTarget) -> Option<&str> {
+pub(super) fn referenced_id(t: &ProfitTarget) -> Option<&OrderId> {
     match (t.status, &t.order_id) {
-        (TargetStatus::Active, Some(id)) => Some(id.as_str()),
+        (TargetStatus::Active, Some(id)) => Some(id),
         _ => None,
     }
 }
@@ -688,7 +685,7 @@ fn references<'a>(
             if t.status.is_settled() {
                 continue;
             }
-            match referenced_id(t) {
+            match referenced_id(t).map(OrderId::as_str) {
                 Some(id) => {
                     let k = ids.get(id).copied().unwrap_or_else(|| {
                         out.unlisted.push((out.places.len(), id));
