@@ -373,25 +373,21 @@ impl<'a> Index<'a> {
             // A referenced order the listing lacks may be live all the same (uncertain is not
             // absent), however long ago it was placed; an unplaced target placed within grace
             // may have an order on its way.
-            for sp in &self.positions {
-                let p = sp.position;
-                for t in &p.targets {
-                    if t.status.is_settled() {
-                        continue;
-                    }
-                    match referenced_id(t).map(OrderId::as_str) {
-                        Some(id) if self.order(id).is_none() => on_the_way(p, t, id),
-                        None if t.placed_at.is_some_and(|at| self.within_grace(at)) => {
-                            // Its own client order id, else its position's: the exits of one
-                            // position on the same shares go out together or not at all.
-                            let group = t
-                                .client_order_id
-                                .as_ref()
-                                .map_or(p.id.as_str(), |c| c.as_str());
-                            on_the_way(p, t, group);
-                        }
-                        _ => {}
-                    }
+            for r in self.referenced() {
+                if r.seen.order.is_none() {
+                    on_the_way(r.position, r.target, r.order_id.as_str());
+                }
+            }
+            for &slot in &self.unplaced {
+                let (p, t) = self.at(slot);
+                if t.placed_at.is_some_and(|at| self.within_grace(at)) {
+                    // Its own client order id, else its position's: the exits of one position
+                    // on the same shares go out together or not at all.
+                    let group = t
+                        .client_order_id
+                        .as_ref()
+                        .map_or(p.id.as_str(), |c| c.as_str());
+                    on_the_way(p, t, group);
                 }
             }
             for i in &self.intents {
