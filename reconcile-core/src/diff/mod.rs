@@ -96,7 +96,7 @@ pub(crate) fn diff_split(
     r.matched = referenced.matched;
     r.drifted = referenced.drifted;
     r.invalid = referenced.invalid;
-    r.conflicts = referenced.conflicts;
+    r.conflicts = referenced::into_conflicts(referenced.conflicts);
     r.in_flight = referenced.in_flight;
 
     let adoption = adoption::adopt(&ix, &referenced.replacements);

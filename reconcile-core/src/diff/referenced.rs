@@ -22,26 +22,29 @@ pub(super) struct Referenced<'a> {
     pub drifted: Vec<Drifted>,
     pub invalid: Vec<Invalid>,
     pub in_flight: Vec<InFlight>,
-    pub conflicts: Vec<Conflict>,
+    /// The targets of each order id referenced more than once ([`into_conflicts`] makes the
+    /// report's entries of them).
+    pub conflicts: BTreeMap<&'a str, Vec<TargetRef>>,
     /// The working order at the end of a referenced order's replacement chain, by its id, and
     /// the target it belongs to.
     pub replacements: FxMap<&'a str, Slot>,
 }
 
-/// What one run of referencing targets came to; conflicts by order id, not yet complete.
-struct Part<'a> {
-    matched: Vec<Matched>,
-    drifted: Vec<Drifted>,
-    invalid: Vec<Invalid>,
-    in_flight: Vec<InFlight>,
-    conflicts: BTreeMap<&'a str, Vec<TargetRef>>,
-    replacements: FxMap<&'a str, Slot>,
+/// The report's conflicts, in order id order.
+pub(super) fn into_conflicts(by_id: BTreeMap<&str, Vec<TargetRef>>) -> Vec<Conflict> {
+    by_id
+        .into_iter()
+        .map(|(order_id, targets)| Conflict {
+            order_id: OrderId::new(order_id),
+            targets,
+        })
+        .collect()
 }
 
 pub(super) fn judge<'a>(ix: &Index<'a>) -> Referenced<'a> {
     // Most referenced orders match: room for all of them at once, not a doubling at a time.
     let all = ix.referenced_len();
-    let out = match ix.halves() {
+    match ix.halves() {
         None => judge_part(ix.referenced(), ix, all),
         Some([first, second]) => std::thread::scope(|s| {
             let n = second.len();
@@ -60,21 +63,6 @@ pub(super) fn judge<'a>(ix: &Index<'a>) -> Referenced<'a> {
             out.replacements.extend(later.replacements);
             out
         }),
-    };
-    Referenced {
-        matched: out.matched,
-        drifted: out.drifted,
-        invalid: out.invalid,
-        in_flight: out.in_flight,
-        conflicts: out
-            .conflicts
-            .into_iter()
-            .map(|(order_id, targets)| Conflict {
-                order_id: OrderId::new(order_id),
-                targets,
-            })
-            .collect(),
-        replacements: out.replacements,
     }
 }
 
@@ -83,8 +71,8 @@ fn judge_part<'a>(
     targets: impl Iterator<Item = Referencing<'a>>,
     ix: &Index<'a>,
     room: usize,
-) -> Part<'a> {
-    let mut out = Part {
+) -> Referenced<'a> {
+    let mut out = Referenced {
         matched: Vec::with_capacity(room),
         drifted: Vec::new(),
         invalid: Vec::new(),
