@@ -33,16 +33,9 @@ fn placements(p: &Plan) -> Vec<&str> {
         .collect()
 }
 
-fn skipped<'p>(p: &'p Plan, subject: &str) -> Option<&'p str> {
-    p.skipped
-        .iter()
-        .find(|s| s.subject == subject)
-        .map(|s| s.reason.as_str())
-}
-
 /// `subject` was left out of the plan, for a reason that says `why`.
 fn assert_skipped(p: &Plan, subject: &str, why: &str) {
-    let reason = skipped(p, subject).unwrap_or_else(|| panic!("{subject} not skipped"));
+    let reason = crate::skipped(p, subject).unwrap_or_else(|| panic!("{subject} not skipped"));
     assert!(reason.contains(why), "{reason}");
 }
 
@@ -285,7 +278,7 @@ async fn an_excess_of_working_orders_is_worked_off_one_replacement_a_run() {
     let keys = |p: &Plan| p.actions.iter().map(|a| a.key.clone()).collect::<Vec<_>>();
     let (_, p1) = rec.plan(now).await.unwrap();
     assert_eq!(keys(&p1), ["replace:p1:call_spread:1001"]);
-    let waits = skipped(&p1, "replace:p0:call_spread:1000").unwrap();
+    let waits = crate::skipped(&p1, "replace:p0:call_spread:1000").unwrap();
     assert!(waits.contains("working orders already close 2"), "{waits}");
     rec.apply(&p1, &ApplyOptions::new("r1", now)).await.unwrap();
     let (_, p2) = rec.plan(now).await.unwrap();

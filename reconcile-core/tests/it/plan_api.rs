@@ -322,19 +322,14 @@ fn conflicts_and_quantity_mismatches_are_left_for_a_person_with_the_reason() {
         .submitted("2025-11-07T10:00:00Z");
     let b = broker(NOW, vec![seven], Some(vec![holding("A", C640, "-3")]));
     let p = planned(&l, &b, Policy::all_fixes());
-    let reason = |subject: &str| {
-        p.skipped
-            .iter()
-            .find(|s| s.subject == subject)
-            .map(|s| s.reason.clone())
-    };
+    let reason = |subject: &str| crate::skipped(&p, subject);
     assert_eq!(
-        reason("conflict:7").as_deref(),
+        reason("conflict:7"),
         Some("order referenced by 2 targets: needs a human")
     );
     let q = format!("quantity:A:{C640}");
     assert_eq!(
-        reason(&q).as_deref(),
+        reason(&q),
         Some("expected -2, broker holds -3: report only"),
         "{:?}",
         p.skipped
@@ -485,12 +480,7 @@ fn over_the_cancel_cap_nothing_destructive_runs_nor_what_waits_on_it() {
     );
     assert_eq!(kinds(&p), ["place"], "{:?}", p.skipped);
     assert_eq!(p.actions[0].key, "place:p0:call_spread");
-    let reason = |s: &str| {
-        p.skipped
-            .iter()
-            .find(|x| x.subject == s)
-            .map(|x| x.reason.as_str())
-    };
+    let reason = |s: &str| crate::skipped(&p, s);
     assert_eq!(
         reason("place:g:call_spread"),
         Some("depends on a dropped destructive action")
