@@ -33,6 +33,18 @@ fn placements(p: &Plan) -> Vec<&str> {
         .collect()
 }
 
+/// A working OCO pair selling 60 QCOM, placed long ago: a take profit at 199.87 (the group's
+/// parent) and a stop at 150.00.
+fn qcom_oco_exits(take: &str, stop: &str) -> [reconcile_core::Order; 2] {
+    let exit = |id: &str| {
+        order(id, "PA3", "QCOM")
+            .leg("QCOM", Side::Sell, "60")
+            .oco(take)
+            .submitted(LONG_AGO)
+    };
+    [exit(take).limit("199.87"), exit(stop).stop("150.00")]
+}
+
 /// `subject` was left out of the plan, for a reason that says `why`.
 fn assert_skipped(p: &Plan, subject: &str, why: &str) {
     let reason = crate::skipped(p, subject).unwrap_or_else(|| panic!("{subject} not skipped"));
@@ -70,16 +82,7 @@ fn a_working_sell_of_theirs_leaves_no_room_for_a_stop() {
 #[test]
 fn the_exits_of_one_oco_group_count_once() {
     // 100 held; their OCO pair closes 60 (either exit, not both): 40 are free for our stop.
-    let take = order("their-take", "PA3", "QCOM")
-        .limit("199.87")
-        .leg("QCOM", Side::Sell, "60")
-        .oco("their-take")
-        .submitted(LONG_AGO);
-    let stop = order("their-stop", "PA3", "QCOM")
-        .stop("150.00")
-        .leg("QCOM", Side::Sell, "60")
-        .oco("their-take")
-        .submitted(LONG_AGO);
+    let [take, stop] = qcom_oco_exits("their-take", "their-stop");
     let l = local(NOW, vec![qcom("1", "100", "40")], vec![]);
     let b = broker(
         NOW,
@@ -362,16 +365,7 @@ fn orders_on_their_way_and_our_own_oco_pair_are_counted_once() {
                 .leg("QCOM", Side::Sell, "60")
                 .active("sl"),
         );
-    let tp = order("tp", "PA3", "QCOM")
-        .limit("199.87")
-        .leg("QCOM", Side::Sell, "60")
-        .oco("tp")
-        .submitted(LONG_AGO);
-    let sl = order("sl", "PA3", "QCOM")
-        .stop("150.00")
-        .leg("QCOM", Side::Sell, "60")
-        .oco("tp")
-        .submitted(LONG_AGO);
+    let [tp, sl] = qcom_oco_exits("tp", "sl");
     let l = local(NOW, vec![pair, qcom("2", "40", "40")], vec![]);
     let b = broker(NOW, vec![tp, sl], Some(vec![holding("PA3", "QCOM", "100")]));
     let r = diff(&l, &b, &DiffOptions::default()).unwrap();
