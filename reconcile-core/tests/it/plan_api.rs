@@ -48,12 +48,17 @@ fn a_plan() -> Plan {
     )
 }
 
+/// The plan's first action of the kind `is` picks.
+fn first(p: &Plan, is: fn(&Action) -> bool) -> &Action {
+    &p.actions.iter().find(|a| is(&a.action)).unwrap().action
+}
+
 fn placement(p: &Plan) -> &Action {
-    &p.actions
-        .iter()
-        .find(|a| matches!(a.action, Action::PlaceTarget { .. }))
-        .unwrap()
-        .action
+    first(p, |a| matches!(a, Action::PlaceTarget { .. }))
+}
+
+fn clearing(p: &Plan) -> &Action {
+    first(p, |a| matches!(a, Action::Clear { .. }))
 }
 
 #[test]
@@ -102,12 +107,7 @@ fn actions_that_differ_only_in_what_other_orders_close_are_the_same() {
     };
     spec.limit_price = Some(dec("0.65"));
     assert!(!a.same_as(&c), "another price is another order");
-    let clear = &p
-        .actions
-        .iter()
-        .find(|x| matches!(x.action, Action::Clear { .. }))
-        .unwrap()
-        .action;
+    let clear = clearing(&p);
     assert!(!a.same_as(clear) && !clear.same_as(&a));
 
     // The same for a replacement and for the two exits of an OCO order.
@@ -155,12 +155,7 @@ fn actions_that_differ_only_in_what_other_orders_close_are_the_same() {
 fn which_actions_destroy_and_which_reach_the_broker() {
     let p = a_plan();
     let place = placement(&p);
-    let clear = &p
-        .actions
-        .iter()
-        .find(|x| matches!(x.action, Action::Clear { .. }))
-        .unwrap()
-        .action;
+    let clear = clearing(&p);
     let cancel = Action::Cancel {
         account: "A".into(),
         order_id: "8".into(),
