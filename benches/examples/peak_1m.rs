@@ -1,21 +1,48 @@
-//! One diff at 1M targets, then the process's peak resident memory (VmHWM) and the time taken,
-//! then the same diff kept to one thread:
-//! `cargo run --release -p reconcile-benches --example peak_1m`.
+//! The diff at 1M targets beside its baselines, in one process:
+//! `cargo run --release -p reconcile-benches --example peak_1m [-- TARGETS [ROUNDS]]`.
+//!
+//! First the std `HashSet` baseline, once. Then `ROUNDS` rounds (default 5), each of them the
+//! foldhash baseline, the diff (two threads at this size) and the same diff kept to one thread,
+//! back to back, so that a slow spell of the machine falls on all three alike. Last, the medians,
+//! their ratios, and the process's peak resident memory (VmHWM).
 
 use reconcile_benches::{baseline, fast_baseline, workload};
 use reconcile_core::{DiffOptions, diff};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn vm_hwm() -> String {
     reconcile_benches::process_memory_kb("VmHWM")
         .map_or_else(|| "unknown".to_owned(), |kb| format!("{kb} kB"))
 }
 
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// `a ÷ b` to two decimals, as text (no float arithmetic).
+fn ratio(a: Duration, b: Duration) -> String {
+    let hundredths = a.as_micros() * 100 / b.as_micros().max(1);
+    format!("{}.{:02}×", hundredths / 100, hundredths % 100)
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+    let t = Instant::now();
+    let out = f();
+    (t.elapsed(), out)
+}
+
 fn main() {
-    let n = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let n = args
+        .next()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000usize);
+    let rounds = args
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5usize)
+        .max(1);
     let (local, broker) = workload(n);
     println!(
         "inputs built: {} positions, {} orders; peak so far {}",
@@ -23,36 +50,43 @@ fn main() {
         broker.orders.len(),
         vm_hwm()
     );
-    let t = Instant::now();
-    let b = baseline(&local, &broker);
-    println!(
-        "std HashSet baseline (SipHash, two sets): {:?} {b:?}",
-        t.elapsed()
-    );
-    let t = Instant::now();
-    let f = fast_baseline(&local, &broker);
-    let fast = t.elapsed();
-    println!("fast baseline (foldhash, every id hashed once): {fast:?} {f:?}");
-    let t = Instant::now();
-    let r = diff(&local, &broker, &DiffOptions::default());
-    let took = t.elapsed();
-    match r {
-        Ok(r) => println!(
-            "diff of {n} targets: {took:?}, {}% of the fast baseline's time; {:?}; peak {}",
-            took.as_micros() * 100 / fast.as_micros().max(1),
-            r.summary,
-            vm_hwm()
-        ),
-        Err(e) => eprintln!("diff failed: {e}"),
+    let (took, b) = timed(|| baseline(&local, &broker));
+    println!("std HashSet baseline (SipHash, two sets): {took:?} {b:?}");
+
+    let options = DiffOptions::default();
+    let (mut fast, mut two, mut one) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let (f, found) = timed(|| fast_baseline(&local, &broker));
+        // Each report is dropped outside its timing, as the baseline's counts are.
+        // One report alive at a time, so the peak is one diff's.
+        let (d, report) = timed(|| diff(&local, &broker, &options));
+        let report = report.map(|r| r.summary);
+        let (s, single) =
+            timed(|| reconcile_core::testkit::diff_on_one_thread(&local, &broker, &options));
+        let single = single.map(|r| r.summary);
+        match (&report, &single) {
+            (Ok(r), Ok(s)) if r == s => {
+                if round == 1 {
+                    println!("baseline {found:?}; diff {r:?}");
+                }
+            }
+            (Ok(_), Ok(_)) => eprintln!("round {round}: one thread and two disagree"),
+            (Err(e), _) | (_, Err(e)) => eprintln!("round {round}: diff failed: {e}"),
+        }
+        println!(
+            "round {round}: foldhash baseline {f:?}, diff {d:?} ({}), one thread {s:?} ({})",
+            ratio(d, f),
+            ratio(s, f),
+        );
+        fast.push(f);
+        two.push(d);
+        one.push(s);
     }
-    let t = Instant::now();
-    let r = reconcile_core::testkit::diff_on_one_thread(&local, &broker, &DiffOptions::default());
-    let took = t.elapsed();
-    if let Err(e) = r {
-        eprintln!("diff on one thread failed: {e}");
-    }
+    let (f, d, s) = (median(fast), median(two), median(one));
     println!(
-        "diff of {n} targets on one thread: {took:?}, {}% of the fast baseline's time",
-        took.as_micros() * 100 / fast.as_micros().max(1),
+        "median of {rounds}: foldhash baseline {f:?}, diff of {n} targets {d:?} ({}), on one thread {s:?} ({}); peak {}",
+        ratio(d, f),
+        ratio(s, f),
+        vm_hwm()
     );
 }
