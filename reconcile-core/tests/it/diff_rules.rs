@@ -953,6 +953,62 @@ fn of_two_copies_of_one_instant_the_listing_order_never_decides() {
     }
 }
 
+/// Ids listed twice, on one thread and on two: every id's latest copy decides, whichever was
+/// listed first, and a later copy is no order of its own.
+#[test]
+fn on_one_thread_and_two_the_latest_copy_of_each_id_decides() {
+    use reconcile_core::testkit::{diff_on_one_thread, diff_on_two_threads};
+    let copy = |id: &str, status: OrderStatus, updated: &str| {
+        let mut o = spread_order(id).status(status);
+        o.updated_at = Some(at(updated));
+        o
+    };
+    let (early, late) = ("2025-11-07T14:10:00Z", "2025-11-07T14:20:00Z");
+    let positions = (0..40)
+        .map(|i| {
+            condor(&format!("p{i:02}"))
+                .target(spread_target("call_spread").active(&format!("o{i:02}")))
+        })
+        .collect();
+    let l = local(NOW, positions, vec![]);
+    let mut orders = Vec::new();
+    // Each listed twice, working and then cancelled: o00…o19 in that order, o20…o39 the other
+    // way round (the later copy first).
+    for i in 0..40 {
+        let id = format!("o{i:02}");
+        let working = copy(&id, OrderStatus::Live, early);
+        if i < 20 {
+            orders.push(working);
+            orders.push(copy(&id, OrderStatus::Cancelled, late));
+        } else {
+            orders.push(copy(&id, OrderStatus::Cancelled, late));
+            orders.push(working);
+        }
+    }
+    // Ten orders nothing references, each listed twice: ten orphans, not twenty.
+    for i in 0..10 {
+        let id = format!("x{i:02}");
+        orders.push(copy(&id, OrderStatus::Live, early));
+        orders.push(copy(&id, OrderStatus::Live, late));
+    }
+    let b = broker(NOW, orders, None);
+    let o = DiffOptions::default();
+    let one = diff_on_one_thread(&l, &b, &o).unwrap();
+    let two = diff_on_two_threads(&l, &b, &o).unwrap();
+    assert_eq!(one.to_json().unwrap(), two.to_json().unwrap());
+    for r in [&one, &two] {
+        assert_eq!(r.summary.matched, 0, "{:?}", r.matched);
+        assert_eq!(r.summary.invalid, 40);
+        assert!(
+            r.invalid
+                .iter()
+                .all(|i| i.reason == InvalidReason::Cancelled)
+        );
+        assert_eq!(r.summary.orphaned, 10, "{:?}", r.orphaned);
+        assert_eq!(r.scanned.working_orders, 10);
+    }
+}
+
 #[test]
 fn what_spans_the_two_threads_halves_comes_out_as_on_one_thread() {
     use reconcile_core::testkit::{diff_on_one_thread, diff_on_two_threads};
