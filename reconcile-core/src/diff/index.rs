@@ -159,6 +159,9 @@ pub(super) struct Index<'a> {
     scope: &'a Scope,
     /// What working orders commit to closing, built on first use (only a spec needs it).
     commitments: OnceLock<FxMap<HoldKey<'a>, Vec<Commit<'a>>>>,
+    /// Orders by the id they say they replaced (`replaces`), the first listed of each; built on
+    /// first use (only a replaced order that does not name its replacement needs it).
+    replacing: OnceLock<FxMap<&'a str, &'a Order>>,
 }
 
 /// What one exclusion group of working orders (an OCO group, else one order) would still buy
@@ -336,6 +339,7 @@ impl<'a> Index<'a> {
             held,
             scope,
             commitments: OnceLock::new(),
+            replacing: OnceLock::new(),
         })
     }
 
@@ -440,6 +444,22 @@ impl<'a> Index<'a> {
     /// The broker's order with this id (its latest copy), if the broker listed it.
     pub fn order(&self, id: &str) -> Option<&'a Order> {
         self.seen_id(id).and_then(|s| s.order)
+    }
+
+    /// The first order the broker listed that says it replaced the order `id`.
+    pub fn replacing(&self, id: &str) -> Option<&'a Order> {
+        self.replacing
+            .get_or_init(|| {
+                let mut by_replaced: FxMap<&'a str, &'a Order> = FxMap::default();
+                for o in &self.broker.orders {
+                    if let Some(r) = &o.replaces {
+                        by_replaced.entry(r.as_str()).or_insert(o);
+                    }
+                }
+                by_replaced
+            })
+            .get(id)
+            .copied()
     }
 
     /// How many active scoped targets reference this order id.

@@ -173,11 +173,7 @@ fn replacement<'a>(ix: &Index<'a>, start: &'a Order) -> Option<&'a Order> {
     for _ in 0..32 {
         let next = match &cur.replaced_by {
             Some(n) => ix.order(n.as_str()),
-            None => ix
-                .broker
-                .orders
-                .iter()
-                .find(|o| o.replaces.as_ref() == Some(&cur.id)),
+            None => ix.replacing(cur.id.as_str()),
         }?;
         if next.status.is_working() {
             return Some(next);
