@@ -133,8 +133,9 @@ pub(super) struct Index<'a> {
     pub now: DateTime<Utc>,
     pub grace: TimeDelta,
     /// Every order id seen on either side, by its place in `seen`.
-    ids: FxMap<&'a str, u32>,
-    /// What is known of each id: broker orders in listing order, then ids only targets name.
+    ids: Ids<'a>,
+    /// What is known of each id: broker orders in listing order (at the place of an id's first
+    /// copy, its latest; at a later copy's, nothing), then ids only targets name.
     seen: Vec<Seen<'a>>,
     /// For each active target that references an order, in report order, its id's place in
     /// `seen`: the rules read them ([`Index::referenced`]) without looking the id up again.
@@ -221,16 +222,29 @@ impl<'a> Index<'a> {
             Split::Never => false,
             Split::Always => true,
         };
-        // The orders and the positions are indexed apart from each other: at scale, on two
-        // threads at once.
-        let ((mut ids, mut seen), positions) = if two_threads {
+        // The orders and the positions are indexed apart from each other. At scale, on two
+        // cores: the orders' ids go into two maps, each filled by a thread of its own, while a
+        // third sorts the positions and lists the orders by place.
+        let (mut ids, mut seen, positions) = if two_threads {
             std::thread::scope(|s| {
-                let positions = s.spawn(|| scoped_positions(local, scope));
-                let orders = orders_by_id(broker);
-                (orders, join(positions))
+                let positions = s.spawn(|| (scoped_positions(local, scope), listed(broker)));
+                let second = s.spawn(|| orders_by_id(broker, Some(1)));
+                let (first, mut copies) = orders_by_id(broker, Some(0));
+                let (second, more) = join(second);
+                let (positions, mut seen) = join(positions);
+                copies.extend(more);
+                latest_copies(broker, &mut seen, &copies);
+                let ids = Ids {
+                    maps: vec![first, second],
+                };
+                (ids, seen, positions)
             })
         } else {
-            (orders_by_id(broker), scoped_positions(local, scope))
+            let (all, copies) = orders_by_id(broker, None);
+            let mut seen = listed(broker);
+            latest_copies(broker, &mut seen, &copies);
+            let ids = Ids { maps: vec![all] };
+            (ids, seen, scoped_positions(local, scope))
         };
 
         // References: every active target with an order id counts once for that id. The ids
@@ -468,7 +482,7 @@ impl<'a> Index<'a> {
     }
 
     fn seen_id(&self, id: &str) -> Option<&Seen<'a>> {
-        self.ids.get(id).map(|&k| &self.seen[k as usize])
+        self.ids.get(id).map(|k| &self.seen[k as usize])
     }
 
     /// How many targets [`Index::referenced`] yields.
@@ -647,31 +661,87 @@ pub(super) fn order_spec(
     }
 }
 
-/// Every order id the broker listed, by its place in `seen`, and what is known of each: its
-/// latest copy. Each id is hashed once here and once per reference; everything after reads
-/// `seen` by place, in listing order, rather than by a lookup that lands anywhere in memory.
-fn orders_by_id(broker: &BrokerSnapshot) -> (FxMap<&str, u32>, Vec<Seen<'_>>) {
+/// Order ids by their place in `seen`: in one map, or in two that [`pick`] chooses between (so
+/// that two threads can fill them at once).
+struct Ids<'a> {
+    maps: Vec<FxMap<&'a str, u32>>,
+}
+
+impl<'a> Ids<'a> {
+    fn map_of(&self, id: &str) -> usize {
+        if self.maps.len() == 1 { 0 } else { pick(id) }
+    }
+
+    fn get(&self, id: &str) -> Option<u32> {
+        self.maps[self.map_of(id)].get(id).copied()
+    }
+
+    fn entry(&mut self, id: &'a str) -> Entry<'_, &'a str, u32> {
+        let m = self.map_of(id);
+        self.maps[m].entry(id)
+    }
+}
+
+/// Which of two maps an id goes in: one bit of a hash seeded apart from the maps' own, so that
+/// each map still spreads its ids over all of its buckets.
+fn pick(id: &str) -> usize {
+    const PICKER: foldhash::fast::FixedState =
+        foldhash::fast::FixedState::with_seed(0x9e37_79b9_7f4a_7c15);
+    usize::from(std::hash::BuildHasher::hash_one(&PICKER, id) >> 63 == 1)
+}
+
+/// The ids the broker listed (all, or with `part` those [`pick`] gives that map), each by its
+/// place: where its first copy is listed. Also every later copy of an id, as (the first copy's
+/// place, its own). Each id is hashed here and once per reference; everything after reads `seen`
+/// by place, in listing order, rather than by a lookup that lands anywhere in memory.
+fn orders_by_id(
+    broker: &BrokerSnapshot,
+    part: Option<usize>,
+) -> (FxMap<&str, u32>, Vec<(u32, u32)>) {
+    let n = broker.orders.len();
+    let share = if part.is_some() { n / 2 } else { n };
     let mut ids: FxMap<&str, u32> = FxMap::default();
-    ids.reserve(broker.orders.len() + broker.orders.len() / 16);
-    let mut seen: Vec<Seen<'_>> = Vec::with_capacity(broker.orders.len());
-    for o in &broker.orders {
-        match ids.entry(o.id.as_str()) {
-            Entry::Occupied(e) => {
-                let cur = &mut seen[*e.get() as usize];
-                if cur.order.is_none_or(|c| newer(o, c)) {
-                    cur.order = Some(o);
-                }
-            }
+    ids.reserve(share + share / 16);
+    let mut copies = Vec::new();
+    for (place, o) in broker.orders.iter().enumerate() {
+        let id = o.id.as_str();
+        if part.is_some_and(|p| pick(id) != p) {
+            continue;
+        }
+        match ids.entry(id) {
+            Entry::Occupied(e) => copies.push((*e.get(), place as u32)),
             Entry::Vacant(e) => {
-                e.insert(seen.len() as u32);
-                seen.push(Seen {
-                    order: Some(o),
-                    refs: 0,
-                });
+                e.insert(place as u32);
             }
         }
     }
-    (ids, seen)
+    (ids, copies)
+}
+
+/// Every listed order at its own place, as far as is known yet.
+fn listed(broker: &BrokerSnapshot) -> Vec<Seen<'_>> {
+    broker
+        .orders
+        .iter()
+        .map(|o| Seen {
+            order: Some(o),
+            refs: 0,
+        })
+        .collect()
+}
+
+/// Folds each later copy of an id into its first copy's place, where the latest copy wins
+/// ([`newer`]), and leaves the later copy's own place empty. `copies` holds each id's copies in
+/// listing order.
+fn latest_copies<'a>(broker: &'a BrokerSnapshot, seen: &mut [Seen<'a>], copies: &[(u32, u32)]) {
+    for &(first, place) in copies {
+        let o = &broker.orders[place as usize];
+        seen[place as usize].order = None;
+        let cur = &mut seen[first as usize];
+        if cur.order.is_none_or(|c| newer(o, c)) {
+            cur.order = Some(o);
+        }
+    }
 }
 
 /// The references of one run of positions: for each active target with an order id, the id's
@@ -685,7 +755,7 @@ struct References<'a> {
 
 /// The [`References`] of the targets of `positions[run]`; `room` is how many to make room for.
 fn references<'a>(
-    ids: &FxMap<&'a str, u32>,
+    ids: &Ids<'a>,
     positions: &[ScopedPosition<'a>],
     run: Range<usize>,
     room: usize,
@@ -703,7 +773,7 @@ fn references<'a>(
             }
             match referenced_id(t).map(OrderId::as_str) {
                 Some(id) => {
-                    let k = ids.get(id).copied().unwrap_or_else(|| {
+                    let k = ids.get(id).unwrap_or_else(|| {
                         out.unlisted.push((out.places.len(), id));
                         u32::MAX
                     });
