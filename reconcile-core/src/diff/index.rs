@@ -460,13 +460,18 @@ impl<'a> Index<'a> {
         self.seen_id(id).and_then(|s| s.order)
     }
 
-    /// The first order the broker listed that says it replaced the order `id`.
+    /// The first order the broker listed that says it replaced the order `id`, as its latest
+    /// copy has it (an earlier copy of an order is none of its own, as everywhere else).
     pub fn replacing(&self, id: &str) -> Option<&'a Order> {
         self.replacing
             .get_or_init(|| {
                 let mut by_replaced: FxMap<&'a str, &'a Order> = FxMap::default();
                 for o in &self.broker.orders {
-                    if let Some(r) = &o.replaces {
+                    let Some(r) = &o.replaces else { continue };
+                    if self
+                        .order(o.id.as_str())
+                        .is_some_and(|latest| std::ptr::eq(latest, o))
+                    {
                         by_replaced.entry(r.as_str()).or_insert(o);
                     }
                 }

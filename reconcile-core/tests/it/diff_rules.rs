@@ -242,6 +242,109 @@ fn replaced_order_is_invalid_and_its_replacement_adoptable() {
     );
 }
 
+/// An order that says it `replaces` the referenced one, the replaced order naming nothing.
+fn replacing(id: &str, replaced: &str) -> reconcile_core::Order {
+    let mut o = spread_order(id);
+    o.replaces = Some(reconcile_core::OrderId::new(replaced));
+    o
+}
+
+#[test]
+fn a_replaced_order_is_followed_through_the_order_that_says_it_replaces_it() {
+    let l = local(
+        NOW,
+        vec![condor("12").target(spread_target("call_spread").active("1"))],
+        vec![],
+    );
+    let b = broker(
+        NOW,
+        vec![
+            spread_order("1").status(OrderStatus::Replaced),
+            replacing("2", "1"),
+        ],
+        None,
+    );
+    let r = run(&l, &b);
+    assert_eq!(r.invalid[0].reason, InvalidReason::Replaced);
+    assert_eq!(
+        r.invalid[0].replaced_by.as_ref().map(|o| o.as_str()),
+        Some("2")
+    );
+    assert_eq!(r.adoptable.len(), 1);
+    assert_eq!(r.adoptable[0].order_id.as_str(), "2");
+    assert_eq!(r.adoptable[0].via, AdoptVia::ReplacedBy);
+    assert_eq!(r.summary.orphaned, 0);
+}
+
+/// A replacement listed twice, working and then (by its update time) cancelled: its latest copy
+/// decides, whichever copy is listed first, so there is no working replacement to claim.
+#[test]
+fn of_a_replacement_listed_twice_the_latest_copy_decides_whether_it_is_working() {
+    let copy = |status: OrderStatus, updated: &str| {
+        let mut o = replacing("2", "1").status(status);
+        o.updated_at = Some(at(updated));
+        o
+    };
+    let (early, late) = ("2025-11-07T14:10:00Z", "2025-11-07T14:20:00Z");
+    let l = local(
+        NOW,
+        vec![condor("12").target(spread_target("call_spread").active("1"))],
+        vec![],
+    );
+    for cancelled_first in [false, true] {
+        let mut copies = vec![
+            copy(OrderStatus::Live, early),
+            copy(OrderStatus::Cancelled, late),
+        ];
+        if cancelled_first {
+            copies.reverse();
+        }
+        let mut orders = vec![spread_order("1").status(OrderStatus::Replaced)];
+        orders.extend(copies);
+        let r = run(&l, &broker(NOW, orders, None));
+        assert_eq!(r.invalid.len(), 1, "{cancelled_first}: {:?}", r.invalid);
+        assert_eq!(r.invalid[0].reason, InvalidReason::Replaced);
+        assert_eq!(r.invalid[0].replaced_by, None, "{cancelled_first}");
+        assert!(
+            r.adoptable.is_empty(),
+            "{cancelled_first}: {:?}",
+            r.adoptable
+        );
+        assert_eq!(r.summary.orphaned, 0, "{cancelled_first}");
+    }
+}
+
+/// Two working orders both saying they replace the referenced one: the first listed is its
+/// replacement, the other an orphan.
+#[test]
+fn of_two_orders_that_say_they_replace_one_the_first_listed_is_its_replacement() {
+    let l = local(
+        NOW,
+        vec![condor("12").target(spread_target("call_spread").active("1"))],
+        vec![],
+    );
+    for (first, second) in [("2", "3"), ("3", "2")] {
+        let b = broker(
+            NOW,
+            vec![
+                spread_order("1").status(OrderStatus::Replaced),
+                replacing(first, "1"),
+                replacing(second, "1"),
+            ],
+            None,
+        );
+        let r = run(&l, &b);
+        assert_eq!(
+            r.invalid[0].replaced_by.as_ref().map(|o| o.as_str()),
+            Some(first)
+        );
+        assert_eq!(r.adoptable.len(), 1);
+        assert_eq!(r.adoptable[0].order_id.as_str(), first);
+        let orphans: Vec<&str> = r.orphaned.iter().map(|o| o.order_id.as_str()).collect();
+        assert_eq!(orphans, [second]);
+    }
+}
+
 #[test]
 fn a_replaced_targets_replacement_is_linked_not_cleared_by_any_fix_that_would_touch_it() {
     // Seed from a kill between a replace at the broker and its link: the target still names the
