@@ -11,8 +11,8 @@ use crate::scope::Scope;
 use crate::snapshot::{BrokerSnapshot, LocalSnapshot};
 use crate::symbol::Symbol;
 use chrono::{DateTime, TimeDelta, Utc};
+use hashbrown::HashTable;
 use rust_decimal::Decimal;
-use std::collections::hash_map::Entry;
 use std::ops::Range;
 use std::sync::OnceLock;
 
@@ -228,22 +228,31 @@ impl<'a> Index<'a> {
         let (mut ids, mut seen, positions) = if two_threads {
             std::thread::scope(|s| {
                 let positions = s.spawn(|| (scoped_positions(local, scope), listed(broker)));
-                let second = s.spawn(|| orders_by_id(broker, Some(1)));
-                let (first, mut copies) = orders_by_id(broker, Some(0));
-                let (second, more) = join(second);
+                let hashes = hashes(&broker.orders, true);
+                let ((first, mut copies), (second, more)) = std::thread::scope(|s| {
+                    let second = s.spawn(|| orders_by_id(&broker.orders, &hashes, Some(1)));
+                    let first = orders_by_id(&broker.orders, &hashes, Some(0));
+                    (first, join(second))
+                });
                 let (positions, mut seen) = join(positions);
                 copies.extend(more);
                 latest_copies(broker, &mut seen, &copies);
                 let ids = Ids {
-                    maps: vec![first, second],
+                    orders: &broker.orders,
+                    unlisted: Vec::new(),
+                    tables: vec![first, second],
                 };
                 (ids, seen, positions)
             })
         } else {
-            let (all, copies) = orders_by_id(broker, None);
+            let (all, copies) = orders_by_id(&broker.orders, &hashes(&broker.orders, false), None);
             let mut seen = listed(broker);
             latest_copies(broker, &mut seen, &copies);
-            let ids = Ids { maps: vec![all] };
+            let ids = Ids {
+                orders: &broker.orders,
+                unlisted: Vec::new(),
+                tables: vec![all],
+            };
             (ids, seen, scoped_positions(local, scope))
         };
 
@@ -286,13 +295,13 @@ impl<'a> Index<'a> {
             )
         };
         for &(at, id) in &part.unlisted {
-            let k = *ids.entry(id).or_insert_with(|| {
+            let k = ids.get_or_add(id, seen.len() as u32);
+            if k as usize == seen.len() {
                 seen.push(Seen {
                     order: None,
                     refs: 0,
                 });
-                (seen.len() - 1) as u32
-            });
+            }
             part.places[at] = k;
         }
         for &k in &part.places {
@@ -666,61 +675,124 @@ pub(super) fn order_spec(
     }
 }
 
-/// Order ids by their place in `seen`: in one map, or in two that [`pick`] chooses between (so
-/// that two threads can fill them at once).
+/// Order ids by their place in `seen`: in one table, or in two that [`pick`] chooses between (so
+/// that two threads can fill them at once). A table holds places alone, four bytes each, and
+/// reads an id where its place says: the listed order, or `unlisted` for an id only targets name.
+/// Small enough to stay in cache at a million ids, where a map of `&str` keys is not.
 struct Ids<'a> {
-    maps: Vec<FxMap<&'a str, u32>>,
+    orders: &'a [Order],
+    /// Ids no listed order has, at places from `orders.len()` on.
+    unlisted: Vec<&'a str>,
+    tables: Vec<HashTable<u32>>,
+}
+
+/// The hash of an order id, the one each id is hashed with everywhere in [`Ids`].
+fn hash(id: &str) -> u64 {
+    std::hash::BuildHasher::hash_one(&foldhash::fast::FixedState::default(), id)
+}
+
+/// Which of two tables an id of this hash goes in: bit 56, which a table uses neither for its
+/// buckets (below 2^56 of them) nor for its tags (the top seven bits).
+fn pick(hash: u64) -> usize {
+    usize::from(hash >> 56 & 1 == 1)
+}
+
+/// The id at `place`: a listed order's, or one of `unlisted`.
+fn id_at<'a>(orders: &'a [Order], unlisted: &[&'a str], place: u32) -> &'a str {
+    let place = place as usize;
+    match orders.get(place) {
+        Some(o) => o.id.as_str(),
+        None => unlisted[place - orders.len()],
+    }
 }
 
 impl<'a> Ids<'a> {
-    fn map_of(&self, id: &str) -> usize {
-        if self.maps.len() == 1 { 0 } else { pick(id) }
+    fn table_of(&self, hash: u64) -> usize {
+        if self.tables.len() == 1 {
+            0
+        } else {
+            pick(hash)
+        }
     }
 
     fn get(&self, id: &str) -> Option<u32> {
-        self.maps[self.map_of(id)].get(id).copied()
+        let h = hash(id);
+        let (orders, unlisted) = (self.orders, &self.unlisted);
+        self.tables[self.table_of(h)]
+            .find(h, |&k| id_at(orders, unlisted, k) == id)
+            .copied()
     }
 
-    fn entry(&mut self, id: &'a str) -> Entry<'_, &'a str, u32> {
-        let m = self.map_of(id);
-        self.maps[m].entry(id)
+    /// The place of `id`, given the next place (`next`) if it has none yet.
+    fn get_or_add(&mut self, id: &'a str, next: u32) -> u32 {
+        let h = hash(id);
+        let m = self.table_of(h);
+        let Self {
+            orders,
+            unlisted,
+            tables,
+        } = self;
+        if let Some(&k) = tables[m].find(h, |&k| id_at(orders, unlisted, k) == id) {
+            return k;
+        }
+        debug_assert_eq!(next as usize, orders.len() + unlisted.len());
+        unlisted.push(id);
+        tables[m].insert_unique(h, next, |&k| hash(id_at(orders, unlisted, k)));
+        next
     }
 }
 
-/// Which of two maps an id goes in: one bit of a hash seeded apart from the maps' own, so that
-/// each map still spreads its ids over all of its buckets.
-fn pick(id: &str) -> usize {
-    const PICKER: foldhash::fast::FixedState =
-        foldhash::fast::FixedState::with_seed(0x9e37_79b9_7f4a_7c15);
-    usize::from(std::hash::BuildHasher::hash_one(&PICKER, id) >> 63 == 1)
+/// The hash of each listed order's id, in listing order: on two threads at scale, each over
+/// half of the orders.
+fn hashes(orders: &[Order], two_threads: bool) -> Vec<u64> {
+    let all = |os: &[Order], room: usize| {
+        let mut out = Vec::with_capacity(room);
+        out.extend(os.iter().map(|o| hash(o.id.as_str())));
+        out
+    };
+    if !two_threads {
+        return all(orders, orders.len());
+    }
+    let (first, second) = orders.split_at(orders.len() / 2);
+    std::thread::scope(|s| {
+        let later = s.spawn(|| all(second, second.len()));
+        let mut out = all(first, orders.len());
+        out.extend(join(later));
+        out
+    })
 }
 
-/// The ids the broker listed (all, or with `part` those [`pick`] gives that map), each by its
+/// The ids the broker listed (all, or with `part` those [`pick`] gives that table), each by its
 /// place: where its first copy is listed. Also every later copy of an id, as (the first copy's
-/// place, its own). Each id is hashed here and once per reference; everything after reads `seen`
-/// by place, in listing order, rather than by a lookup that lands anywhere in memory.
+/// place, its own). Each id is hashed once here ([`hashes`]) and once per reference; everything
+/// after reads `seen` by place, in listing order, rather than by a lookup that lands anywhere in
+/// memory.
 fn orders_by_id(
-    broker: &BrokerSnapshot,
+    orders: &[Order],
+    hashes: &[u64],
     part: Option<usize>,
-) -> (FxMap<&str, u32>, Vec<(u32, u32)>) {
-    let n = broker.orders.len();
+) -> (HashTable<u32>, Vec<(u32, u32)>) {
+    let n = orders.len();
     let share = if part.is_some() { n / 2 } else { n };
-    let mut ids: FxMap<&str, u32> = FxMap::default();
-    ids.reserve(share + share / 16);
+    let mut table: HashTable<u32> = HashTable::with_capacity(share + share / 16);
     let mut copies = Vec::new();
-    for (place, o) in broker.orders.iter().enumerate() {
-        let id = o.id.as_str();
-        if part.is_some_and(|p| pick(id) != p) {
+    for (place, (o, &h)) in orders.iter().zip(hashes).enumerate() {
+        if part.is_some_and(|p| pick(h) != p) {
             continue;
         }
-        match ids.entry(id) {
-            Entry::Occupied(e) => copies.push((*e.get(), place as u32)),
-            Entry::Vacant(e) => {
+        let id = o.id.as_str();
+        match table.entry(
+            h,
+            |&k| orders[k as usize].id.as_str() == id,
+            |&k| hashes[k as usize],
+        ) {
+            hashbrown::hash_table::Entry::Occupied(e) => copies.push((*e.get(), place as u32)),
+            hashbrown::hash_table::Entry::Vacant(e) => {
                 e.insert(place as u32);
             }
         }
     }
-    (ids, copies)
+    (table, copies)
 }
 
 /// Every listed order at its own place, as far as is known yet.
