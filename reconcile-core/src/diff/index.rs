@@ -223,8 +223,9 @@ impl<'a> Index<'a> {
             Split::Always => true,
         };
         // The orders and the positions are indexed apart from each other. At scale, on two
-        // cores: the orders' ids go into two maps, each filled by a thread of its own, while a
-        // third sorts the positions and lists the orders by place.
+        // cores: the orders' ids are hashed on two threads, then go into two tables, each filled
+        // by a thread of its own, while a third sorts the positions and lists the orders by
+        // place.
         let (mut ids, mut seen, positions) = if two_threads {
             std::thread::scope(|s| {
                 let positions = s.spawn(|| (scoped_positions(local, scope), listed(broker)));
