@@ -717,25 +717,28 @@ impl<'a> Ids<'a> {
     }
 
     fn get(&self, id: &str) -> Option<u32> {
-        let h = hash(id);
-        let (orders, unlisted) = (self.orders, &self.unlisted);
+        self.find(hash(id), id)
+    }
+
+    /// The place of `id`, whose hash is `h`.
+    fn find(&self, h: u64, id: &str) -> Option<u32> {
         self.tables[self.table_of(h)]
-            .find(h, |&k| id_at(orders, unlisted, k) == id)
+            .find(h, |&k| id_at(self.orders, &self.unlisted, k) == id)
             .copied()
     }
 
     /// The place of `id`, given the next place (`next`) if it has none yet.
     fn get_or_add(&mut self, id: &'a str, next: u32) -> u32 {
         let h = hash(id);
+        if let Some(k) = self.find(h, id) {
+            return k;
+        }
         let m = self.table_of(h);
         let Self {
             orders,
             unlisted,
             tables,
         } = self;
-        if let Some(&k) = tables[m].find(h, |&k| id_at(orders, unlisted, k) == id) {
-            return k;
-        }
         debug_assert_eq!(next as usize, orders.len() + unlisted.len());
         unlisted.push(id);
         tables[m].insert_unique(h, next, |&k| hash(id_at(orders, unlisted, k)));
