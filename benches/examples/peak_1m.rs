@@ -4,7 +4,8 @@
 //! First the std `HashSet` baseline, once. Then `ROUNDS` rounds (default 5), each of them the
 //! foldhash baseline, the diff (two threads at this size) and the same diff kept to one thread,
 //! back to back, so that a slow spell of the machine falls on all three alike. Last, the medians,
-//! their ratios, and the process's peak resident memory (VmHWM).
+//! their ratios, and the process's peak resident memory (VmHWM); then the median of each round's
+//! own ratio (diff ÷ that round's baseline).
 
 use reconcile_benches::{baseline, fast_baseline, workload};
 use reconcile_core::{DiffOptions, diff};
@@ -20,10 +21,19 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
-/// `a ÷ b` to two decimals, as text (no float arithmetic).
-fn ratio(a: Duration, b: Duration) -> String {
-    let hundredths = a.as_micros() * 100 / b.as_micros().max(1);
+/// `a ÷ b` in hundredths (no float arithmetic).
+fn hundredths(a: Duration, b: Duration) -> u128 {
+    a.as_micros() * 100 / b.as_micros().max(1)
+}
+
+/// Hundredths as a ratio, to two decimals.
+fn show(hundredths: u128) -> String {
     format!("{}.{:02}×", hundredths / 100, hundredths % 100)
+}
+
+/// `a ÷ b` to two decimals, as text.
+fn ratio(a: Duration, b: Duration) -> String {
+    show(hundredths(a, b))
 }
 
 fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
@@ -82,11 +92,26 @@ fn main() {
         two.push(d);
         one.push(s);
     }
+    // Each round's own ratios, then their medians: a slow spell that spans one round moves its
+    // baseline and its diffs alike, so these move less than the ratio of the medians.
+    let paired = |times: &[Duration]| {
+        let mut r: Vec<u128> = times
+            .iter()
+            .zip(&fast)
+            .map(|(&t, &f)| hundredths(t, f))
+            .collect();
+        r.sort_unstable();
+        show(r[r.len() / 2])
+    };
+    let (paired_two, paired_one) = (paired(&two), paired(&one));
     let (f, d, s) = (median(fast), median(two), median(one));
     println!(
         "median of {rounds}: foldhash baseline {f:?}, diff of {n} targets {d:?} ({}), on one thread {s:?} ({}); peak {}",
         ratio(d, f),
         ratio(s, f),
         vm_hwm()
+    );
+    println!(
+        "median of the {rounds} rounds' own ratios: diff {paired_two}, on one thread {paired_one}"
     );
 }
