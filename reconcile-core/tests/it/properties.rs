@@ -1347,3 +1347,19 @@ fn judge_the_books(
     }
     Ok(())
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    /// `write_json` (what `reconcile diff --json` prints) writes its matched entries itself:
+    /// every report still comes out as serde_json's pretty printer writes it.
+    #[test]
+    fn a_written_report_is_its_json((l, b) in snapshot_pair(), case in reconcile_core::testkit::strategies::planned_case()) {
+        for (l, b, o) in [(&l, &b, &DiffOptions::default()), (&case.local, &case.broker, &case.options)] {
+            let r = diff(l, b, o).unwrap();
+            let mut written = Vec::new();
+            r.write_json(&mut written).unwrap();
+            prop_assert_eq!(String::from_utf8(written).unwrap(), r.to_json().unwrap());
+        }
+    }
+}
