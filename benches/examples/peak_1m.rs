@@ -16,9 +16,9 @@ fn vm_hwm() -> String {
         .map_or_else(|| "unknown".to_owned(), |kb| format!("{kb} kB"))
 }
 
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
+fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
+    values.sort_unstable();
+    values[values.len() / 2]
 }
 
 /// `a ÷ b` in hundredths (no float arithmetic).
@@ -95,13 +95,13 @@ fn main() {
     // Each round's own ratios, then their medians: a slow spell that spans one round moves its
     // baseline and its diffs alike, so these move less than the ratio of the medians.
     let paired = |times: &[Duration]| {
-        let mut r: Vec<u128> = times
-            .iter()
-            .zip(&fast)
-            .map(|(&t, &f)| hundredths(t, f))
-            .collect();
-        r.sort_unstable();
-        show(r[r.len() / 2])
+        show(median(
+            times
+                .iter()
+                .zip(&fast)
+                .map(|(&t, &f)| hundredths(t, f))
+                .collect(),
+        ))
     };
     let (paired_two, paired_one) = (paired(&two), paired(&one));
     let (f, d, s) = (median(fast), median(two), median(one));
